@@ -1,0 +1,42 @@
+# make run: set up, then open chat-tui.   make test: set up, then every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+NAME ?=
+USER_FLAG := $(if $(NAME),--user $(NAME),)
+
+.PHONY: install broker run demo test test-fast test-faults lint bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "chat-tui needs Python 3.11 or newer"'
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || { echo "python venv is missing: sudo apt-get install -y python3-venv" >&2; exit 1; }
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+broker: $(STAMP)
+	@PY=$(PY) bash scripts/broker.sh
+
+run: broker
+	$(VENV)/bin/chat-tui $(USER_FLAG)
+
+demo: broker
+	$(VENV)/bin/chat-tui demo $(USER_FLAG)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check chat_tui tests scripts
+	$(VENV)/bin/ruff format --check chat_tui tests scripts
+	$(VENV)/bin/mypy
+
+test: broker lint
+	$(PY) -m pytest
+
+test-faults: broker
+	$(PY) -m pytest -m faults -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

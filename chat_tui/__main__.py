@@ -1,0 +1,3 @@
+from chat_tui.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The faces: the headless command line."""

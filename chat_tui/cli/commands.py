@@ -1,0 +1,179 @@
+"""The headless commands. Each takes the parsed flags and returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from chat_tui.cli.printing import PrintingSink, as_json, as_text
+from chat_tui.config import Settings
+from chat_tui.core.client import ChatClient
+from chat_tui.core.errors import ChatError, OfflineError
+from chat_tui.core.sink import NullSink
+from chat_tui.protocol.conversations import Conversation
+from chat_tui.protocol.ids import InvalidIdError
+from chat_tui.store.records import StoredMessage
+from chat_tui.transport.connection import redact
+
+CONNECT_TIMEOUT = 10.0
+FLUSH_ON_EXIT = 5.0
+
+
+def how_to_start_a_broker(settings: Settings) -> str:
+    return (
+        f"RabbitMQ at {redact(settings.amqp_url)} is unreachable. Start one with "
+        "'make broker' (or 'rabbitmq-server -detached', or 'docker compose up -d'), "
+        "or point CHAT_TUI_AMQP_URL at a running broker."
+    )
+
+
+def conversation_of(args: argparse.Namespace) -> Conversation:
+    try:
+        if args.group:
+            return Conversation.group(args.group.removeprefix("#"))
+        return Conversation.dm(args.dm.removeprefix("@"))
+    except InvalidIdError as exc:
+        raise ChatError(str(exc)) from None
+
+
+async def _connect(client: ChatClient, required: bool) -> bool:
+    online = await client.wait_first_attempt(CONNECT_TIMEOUT)
+    if client.fatal_error:
+        raise ChatError(client.fatal_error)
+    if not online and required:
+        raise OfflineError(how_to_start_a_broker(client.settings))
+    return online
+
+
+async def _finish(client: ChatClient) -> None:
+    """Give anything still in the outbox (from this run or an earlier one) a chance."""
+    if client.online and await client.store.outbox_size():
+        await client.flush(FLUSH_ON_EXIT)
+
+
+async def send(settings: Settings, args: argparse.Namespace) -> int:
+    conversation = conversation_of(args)
+    async with ChatClient(settings, NullSink()) as client:
+        online = await _connect(client, required=False)
+        if online:
+            await client.wait_directory()
+        elif not args.wait:
+            # Validate against the cached directory and queue; the next run sends it.
+            await client.send(conversation, args.text)
+            print(
+                f"queued: {how_to_start_a_broker(settings)} The message leaves at the next "
+                f"run of chat-tui for {settings.user}."
+            )
+            return 0
+        stored = await client.send(conversation, args.text)
+        if not online:
+            print(f"waiting for RabbitMQ at {redact(settings.amqp_url)}...", file=sys.stderr)
+        change = await client.wait_sent(stored.message_id, timeout=args.timeout)
+        if change.status == "failed":
+            raise ChatError(f"not sent: {change.error}")
+        await _finish(client)
+        print(f"sent {stored.message_id}")
+    return 0
+
+
+async def tail(settings: Settings, args: argparse.Namespace) -> int:
+    sink = PrintingSink(json_lines=args.json)
+    async with ChatClient(settings, sink) as client:
+        await _connect(client, required=True)
+        assert client.inbox is not None
+        if client.status.standby:
+            print(
+                f"another chat-tui of {settings.user} is receiving; this one waits as standby",
+                file=sys.stderr,
+            )
+        if args.count is not None:
+            client.inbox.limit_next_batches(args.count)
+        seen = 0
+        loop = asyncio.get_running_loop()
+        last_activity = loop.time()
+        while True:
+            if args.count is not None and len(sink.printed) >= args.count:
+                break
+            if args.idle is not None and loop.time() - last_activity >= args.idle:
+                break
+            await asyncio.sleep(0.05)
+            if len(sink.printed) != seen:
+                fresh = sink.printed[seen:]
+                seen = len(sink.printed)
+                last_activity = loop.time()
+                if args.count is not None:
+                    client.inbox.limit_next_batches(args.count - seen)
+                await _mark_read(client, fresh)
+        await _finish(client)
+    return 0
+
+
+async def _mark_read(client: ChatClient, shown: Sequence[StoredMessage]) -> None:
+    latest: dict[Conversation, int] = {}
+    for message in shown:
+        latest[message.conversation] = max(latest.get(message.conversation, 0), message.seq)
+    for conversation, seq in latest.items():
+        await client.mark_read(conversation, seq)
+
+
+async def group_action(settings: Settings, args: argparse.Namespace) -> int:
+    async with ChatClient(settings, NullSink()) as client:
+        await _connect(client, required=True)
+        action = {
+            "create": client.create_group,
+            "join": client.join_group,
+            "leave": client.leave_group,
+        }[args.command]
+        await action(args.group)
+        await _finish(client)
+        past = {"create": "created", "join": "joined", "leave": "left"}[args.command]
+        print(f"{past} {args.group.removeprefix('#')}")
+    return 0
+
+
+async def groups(settings: Settings, args: argparse.Namespace) -> int:
+    async with ChatClient(settings, NullSink()) as client:
+        if await _connect(client, required=False):
+            await client.wait_directory()
+        else:
+            print("(offline: from the local cache)", file=sys.stderr)
+        names = await client.store.groups() if args.all else await client.my_groups()
+        for name in names:
+            print(name)
+        await _finish(client)
+    return 0
+
+
+async def members(settings: Settings, args: argparse.Namespace) -> int:
+    async with ChatClient(settings, NullSink()) as client:
+        if await _connect(client, required=False):
+            await client.wait_directory()
+        else:
+            print("(offline: from the local cache)", file=sys.stderr)
+        for name in await client.members(args.group):
+            print(name)
+        await _finish(client)
+    return 0
+
+
+async def users(settings: Settings, args: argparse.Namespace) -> int:
+    async with ChatClient(settings, NullSink()) as client:
+        if await _connect(client, required=False):
+            await client.wait_directory()
+        for name in await client.store.users():
+            print(name)
+        await _finish(client)
+    return 0
+
+
+async def history(settings: Settings, args: argparse.Namespace) -> int:
+    conversation = conversation_of(args)
+    async with ChatClient(settings, NullSink()) as client:
+        await client.wait_first_attempt(2.0)
+        messages = await client.store.history(conversation, limit=args.limit)
+        for message in messages:
+            print(as_json(message) if args.json else as_text(message))
+        await _finish(client)
+    return 0

@@ -1,0 +1,86 @@
+"""How the command line prints messages: one line of text, or one JSON object per line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from chat_tui.core.sink import ClientStatus
+from chat_tui.store.records import StatusChange, StoredMessage
+
+
+def status_label(message: StoredMessage) -> str:
+    """The tick of an own message; groups show how many members got or read it."""
+    if not message.outgoing:
+        return ""
+    if message.status == "failed":
+        return f"failed: {message.error}" if message.error else "failed"
+    if message.conversation.kind == "group" and message.recipient_count > 1:
+        if message.read_count:
+            return f"read {message.read_count}/{message.recipient_count}"
+        if message.delivered_count:
+            return f"delivered {message.delivered_count}/{message.recipient_count}"
+    return message.status
+
+
+def as_json(message: StoredMessage) -> str:
+    return json.dumps(
+        {
+            "seq": message.seq,
+            "message_id": message.message_id,
+            "conversation": message.conversation.key,
+            "group_id": message.conversation.name if message.conversation.kind == "group" else None,
+            "sender_id": message.sender_id,
+            "content": message.content,
+            "timestamp": message.sent_at.isoformat().replace("+00:00", "Z"),
+            "status": message.status,
+            "delivered_count": message.delivered_count,
+            "read_count": message.read_count,
+            "recipient_count": message.recipient_count,
+        },
+        ensure_ascii=False,
+    )
+
+
+def _printable(text: str) -> str:
+    # Other people's text must not drive the terminal: escape control characters.
+    return "".join(ch if ch.isprintable() or ch == "\n" else repr(ch)[1:-1] for ch in text)
+
+
+def as_text(message: StoredMessage) -> str:
+    when = message.sent_at.astimezone().strftime("%Y-%m-%d %H:%M")
+    label = status_label(message)
+    suffix = f"  [{label}]" if label else ""
+    text = _printable(message.content)
+    return f"{when}  {message.conversation}  {message.sender_id}: {text}{suffix}"
+
+
+class PrintingSink:
+    """The sink of `chat-tui tail`: prints, flushes, and only then lets the core ack."""
+
+    def __init__(self, json_lines: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr):
+        self.json_lines = json_lines
+        self.out = out
+        self.err = err
+        self.printed: list[StoredMessage] = []
+
+    async def show(self, messages: Sequence[StoredMessage]) -> None:
+        for message in messages:
+            self.out.write((as_json(message) if self.json_lines else as_text(message)) + "\n")
+        self.out.flush()
+        self.printed.extend(messages)
+
+    def status_changed(self, changes: Sequence[StatusChange]) -> None:
+        return None
+
+    def connection_changed(self, status: ClientStatus) -> None:
+        return None
+
+    def directory_changed(self) -> None:
+        return None
+
+    def problem(self, text: str) -> None:
+        self.err.write(f"chat-tui: {text}\n")
+        self.err.flush()

@@ -1,0 +1,1 @@
+"""The client core: send path with outbox, receive pipeline, receipts, directory."""

@@ -1,0 +1,62 @@
+"""Settling deliveries safely across reconnects.
+
+After a reconnect, deliveries from the old channel can still sit in a batch. Their
+delivery tags mean nothing on the new channel, and the broker has already requeued
+them, so they are skipped here; aio-pika raises ChannelInvalidStateError for them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+
+log = logging.getLogger(__name__)
+
+_SETTLE_ERRORS = (ChannelInvalidStateError, AMQPError, ConnectionError, RuntimeError)
+
+
+def _channel_id(message: AbstractIncomingMessage) -> int | None:
+    try:
+        return id(message.channel)
+    except ChannelInvalidStateError:
+        return None
+
+
+async def ack_all(messages: Sequence[AbstractIncomingMessage]) -> int:
+    """Ack with `multiple` up to the last delivery of each live channel; return how many
+    deliveries were covered."""
+    last_per_channel: dict[int, AbstractIncomingMessage] = {}
+    covered: dict[int, int] = {}
+    for message in messages:
+        key = _channel_id(message)
+        if key is None:
+            continue
+        last_per_channel[key] = message
+        covered[key] = covered.get(key, 0) + 1
+    done = 0
+    for key, last in last_per_channel.items():
+        try:
+            await last.ack(multiple=True)
+            done += covered[key]
+        except _SETTLE_ERRORS as exc:
+            log.info("ack skipped, the broker will redeliver: %s", exc)
+    return done
+
+
+async def reject(message: AbstractIncomingMessage) -> None:
+    """Reject without requeue: the queue dead-letters it to NS.dead."""
+    try:
+        await message.reject(requeue=False)
+    except _SETTLE_ERRORS as exc:
+        log.info("reject skipped, the broker will redeliver: %s", exc)
+
+
+async def requeue(messages: Sequence[AbstractIncomingMessage]) -> None:
+    for message in messages:
+        try:
+            await message.nack(requeue=True)
+        except _SETTLE_ERRORS as exc:
+            log.info("nack skipped, the broker will redeliver: %s", exc)

@@ -1,0 +1,448 @@
+"""ChatClient: the one object both faces drive.
+
+It owns the store, the transport and the background tasks, and it is the only place
+that knows the order of things: store first, then publish; store and show, then ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Coroutine, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from chat_tui.config import Settings
+from chat_tui.core.directory import DirectoryFollower
+from chat_tui.core.errors import (
+    InvalidInputError,
+    NotAMemberError,
+    OfflineError,
+    StorageError,
+    UnknownGroupError,
+    UnknownUserError,
+)
+from chat_tui.core.outbox import OutboxPublisher
+from chat_tui.core.receipts import ReceiptIntake
+from chat_tui.core.receiver import InboxPipeline
+from chat_tui.core.sink import ClientStatus, NullSink, Sink
+from chat_tui.protocol.conversations import Conversation
+from chat_tui.protocol.ids import InvalidIdError, new_message_id, validate_id
+from chat_tui.protocol.models import DirectoryEvent, DirectoryEventKind, SendMessage
+from chat_tui.protocol.names import Names
+from chat_tui.store.cache import Store
+from chat_tui.store.database import StoreError
+from chat_tui.store.records import StatusChange, StoredMessage
+from chat_tui.transport.connection import (
+    AuthenticationRefused,
+    BrokerUnreachable,
+    LinkState,
+    LinkStatus,
+    Transport,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_CONNECT_BACKOFF = 30.0
+
+
+def check_text(text: str) -> str:
+    """The content rules of the protocol, as a user-facing error."""
+    try:
+        SendMessage(message_id=uuid.uuid4(), sender_id="x", recipient_id="x", content=text)
+    except ValidationError as exc:
+        raise InvalidInputError(
+            f"cannot send: {exc.errors()[0]['msg'].removeprefix('Value error, ')}"
+        ) from None
+    return text
+
+
+class ChatClient:
+    """A chat-tui client for one user. Use `async with ChatClient(settings, sink)`."""
+
+    def __init__(self, settings: Settings, sink: Sink | None = None) -> None:
+        self.settings = settings
+        self.me = settings.user
+        self.sink: Sink = sink or NullSink()
+        self.names = Names(settings.namespace)
+        self.transport = Transport(
+            settings.amqp_url,
+            self.names,
+            self.me,
+            heartbeat=settings.heartbeat,
+            confirm_timeout=settings.confirm_timeout,
+            reconnect_interval=settings.reconnect_interval,
+        )
+        self.transport.on_status = self._on_link_status
+        self.transport.on_reconnected = self._on_reconnected
+        self._store: Store | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._online = asyncio.Event()
+        self._first_attempt = asyncio.Event()
+        self._fatal: str | None = None
+        self._outbox_size = 0
+        self._standby = False
+        self._sent_waiters: dict[str, asyncio.Future[StatusChange]] = {}
+        self.status = ClientStatus(LinkState.CONNECTING)
+        self.inbox: InboxPipeline | None = None
+        self.receipts: ReceiptIntake | None = None
+        self.directory: DirectoryFollower | None = None
+        self.outbox: OutboxPublisher | None = None
+
+    # --- life cycle ------------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the client is not started")
+        return self._store
+
+    async def __aenter__(self) -> ChatClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self, *, connect: bool = True) -> None:
+        """Open the cache (history is readable at once), then connect in the background."""
+        try:
+            self._store = await Store.open(self.settings.database_path, self.me)
+        except StoreError as exc:
+            raise StorageError(str(exc)) from None
+        store = self._store
+        self.inbox = InboxPipeline(
+            store,
+            self.sink,
+            send_delivered=True,
+            on_stored=self._wake_outbox,
+            on_first_delivery=self._left_standby,
+        )
+        self.receipts = ReceiptIntake(store, self.sink)
+        self.directory = DirectoryFollower(store, self._on_directory_change)
+        self.outbox = OutboxPublisher(
+            store,
+            self.transport,
+            on_changes=self._on_status_changes,
+            on_failed=self._on_send_failed,
+            on_drained=lambda: self._spawn(self._refresh_outbox_size()),
+        )
+        self._outbox_size = await store.pending_messages()
+        self._publish_status()
+        self._spawn(self.outbox.run())
+        if connect:
+            self._spawn(self._connect_loop())
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.transport.close()
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.append(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if task in self._tasks and task.done():
+            self._tasks.remove(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+            self.sink.problem(f"internal error: {task.exception()}")
+
+    async def _connect_loop(self) -> None:
+        delay = self.settings.reconnect_interval
+        while True:
+            try:
+                created = await self.transport.connect()
+            except AuthenticationRefused as exc:
+                self._fatal = str(exc)
+                self._set_link(LinkStatus(LinkState.OFFLINE, error=str(exc)))
+                self.sink.problem(str(exc))
+                self._first_attempt.set()
+                return
+            except BrokerUnreachable as exc:
+                retry = datetime.now(UTC) + timedelta(seconds=delay)
+                self._set_link(LinkStatus(LinkState.OFFLINE, next_retry_at=retry, error=str(exc)))
+                self._first_attempt.set()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_CONNECT_BACKOFF)
+                continue
+            await self._on_connected(created)
+            self._first_attempt.set()
+            return
+
+    async def _on_connected(self, created: bool) -> None:
+        assert self.inbox and self.receipts and self.directory
+        self._standby = self.transport.inbox_had_consumer
+        if created:
+            await self._announce("registered")
+        self.directory.started()
+        await self.transport.consume_directory(self.directory.on_delivery)
+        await self.transport.consume_receipts(self.receipts.on_delivery)
+        await self.transport.consume_inbox(self.inbox.on_delivery)
+        self._spawn(self.directory.run())
+        self._spawn(self.receipts.run())
+        self._spawn(self.inbox.run())
+        self._spawn(self._heal_registration())
+        self._online.set()
+        self._publish_status()
+        self._wake_outbox()
+
+    async def _heal_registration(self) -> None:
+        # If a crash came between creating the inbox and queueing `registered`.
+        assert self.directory is not None
+        if (
+            await self.directory.wait_caught_up(10.0)
+            and self.me not in await self.store.users()
+            and not await self.store.outbox_size()
+        ):
+            await self._announce("registered")
+
+    async def _on_reconnected(self) -> None:
+        self._wake_outbox()
+
+    # --- status ----------------------------------------------------------------------
+
+    def _on_link_status(self, link: LinkStatus) -> None:
+        self._set_link(link)
+
+    def _set_link(self, link: LinkStatus) -> None:
+        if link.state is LinkState.ONLINE:
+            self._online.set()
+        else:
+            self._online.clear()
+        self._link = link
+        self._publish_status()
+
+    def _publish_status(self) -> None:
+        link = getattr(self, "_link", LinkStatus(LinkState.CONNECTING))
+        self.status = ClientStatus(
+            state=link.state,
+            next_retry_at=link.next_retry_at,
+            error=link.error or self._fatal,
+            outbox_size=self._outbox_size,
+            standby=self._standby,
+        )
+        self.sink.connection_changed(self.status)
+
+    def _left_standby(self) -> None:
+        if self._standby:
+            self._standby = False
+            self._publish_status()
+
+    async def _refresh_outbox_size(self) -> None:
+        if self._store is None:
+            return
+        size = await self._store.pending_messages()
+        if size != self._outbox_size:
+            self._outbox_size = size
+            self._publish_status()
+
+    def _wake_outbox(self) -> None:
+        if self.outbox is not None:
+            self.outbox.wake()
+
+    def _on_status_changes(self, changes: Sequence[StatusChange]) -> None:
+        for change in changes:
+            waiter = self._sent_waiters.pop(change.message_id, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(change)
+        self.sink.status_changed(changes)
+        self._spawn(self._refresh_outbox_size())
+
+    def _on_send_failed(self, change: StatusChange, reason: str) -> None:
+        self._on_status_changes([change])
+        self.sink.problem(f"message not sent: {reason}")
+
+    def _on_directory_change(self) -> None:
+        self.sink.directory_changed()
+
+    @property
+    def online(self) -> bool:
+        return self._online.is_set()
+
+    @property
+    def fatal_error(self) -> str | None:
+        """Set when retrying cannot help (refused credentials)."""
+        return self._fatal
+
+    async def wait_first_attempt(self, timeout: float | None = None) -> bool:
+        """Wait for the first connection attempt to end; return whether it succeeded."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._first_attempt.wait()
+        return self.online
+
+    async def wait_online(self, timeout: float | None = None) -> bool:
+        try:
+            async with asyncio.timeout(timeout):
+                await self._online.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    async def wait_directory(self, timeout: float = 10.0) -> bool:
+        """Wait until the directory stream has been read to its current end."""
+        if self.directory is None or not await self.wait_online(timeout):
+            return False
+        return await self.directory.wait_caught_up(timeout)
+
+    # --- sending ---------------------------------------------------------------------
+
+    async def send(self, conversation: Conversation, text: str) -> StoredMessage:
+        """Validate, then store in the outbox and the history in one transaction.
+        Returns at once; the status moves on through the sink."""
+        check_text(text)
+        if conversation.kind == "group":
+            await self._require_member(conversation.name)
+            members = await self.store.members(conversation.name)
+            recipients = len([m for m in members if m != self.me])
+            message = SendMessage(
+                message_id=uuid.UUID(new_message_id()),
+                sender_id=self.me,
+                group_id=conversation.name,
+                content=text,
+            )
+        else:
+            users = await self.store.users()
+            if users and conversation.name not in users and self.online:
+                raise UnknownUserError(f"unknown user {conversation.name!r}")
+            recipients = 1
+            message = SendMessage(
+                message_id=uuid.UUID(new_message_id()),
+                sender_id=self.me,
+                recipient_id=conversation.name,
+                content=text,
+            )
+        try:
+            stored = await self.store.enqueue_message(message, recipients)
+        except StoreError as exc:
+            raise StorageError(f"cannot save the message: {exc}") from None
+        self._outbox_size += 1
+        self._publish_status()
+        self._wake_outbox()
+        return stored
+
+    async def wait_sent(self, message_id: str, timeout: float | None = None) -> StatusChange:
+        """Wait until the broker confirmed (or returned) a message."""
+        current = await self.store.get_message(message_id)
+        if current is not None and current.status != "queued":
+            return StatusChange(
+                current.message_id,
+                current.conversation,
+                current.status,
+                current.delivered_count,
+                current.read_count,
+                current.recipient_count,
+                current.error,
+            )
+        future = self._sent_waiters.setdefault(
+            message_id, asyncio.get_running_loop().create_future()
+        )
+        async with asyncio.timeout(timeout):
+            return await asyncio.shield(future)
+
+    async def mark_read(self, conversation: Conversation, up_to_seq: int) -> None:
+        """The face showed everything up to `up_to_seq` in `conversation`."""
+        queued = await self.store.mark_read(
+            conversation, up_to_seq, send_receipts=self.settings.read_receipts
+        )
+        if queued:
+            self._wake_outbox()
+
+    # --- groups ----------------------------------------------------------------------
+
+    async def _require_member(self, group_id: str) -> None:
+        if self.me not in await self.store.members(group_id):
+            if group_id not in await self.store.groups():
+                raise UnknownGroupError(f"unknown group {group_id!r}")
+            raise NotAMemberError(f"you are not a member of {group_id!r}; join it first")
+
+    async def _require_online(self, what: str) -> None:
+        if not self.online:
+            raise OfflineError(f"cannot {what} while offline: {self.status.error or 'connecting'}")
+
+    async def _announce(self, event: DirectoryEventKind, group_id: str | None = None) -> None:
+        await self.store.enqueue_directory(
+            DirectoryEvent(event=event, user_id=self.me, group_id=group_id)
+        )
+        self._wake_outbox()
+
+    async def create_group(self, group_id: str) -> None:
+        group_id = _group_id(group_id)
+        await self._require_online("create a group")
+        await self.wait_directory()
+        if group_id in await self.store.groups():
+            raise InvalidInputError(f"group {group_id!r} already exists; join it instead")
+        await self.transport.bind_group(group_id)
+        await self._announce("created", group_id)
+        await self._announce("joined", group_id)
+        await self.store.apply_directory(
+            [
+                DirectoryEvent(event=e, user_id=self.me, group_id=group_id)
+                for e in ("created", "joined")
+            ]
+        )
+
+    async def join_group(self, group_id: str) -> None:
+        group_id = _group_id(group_id)
+        await self._require_online("join a group")
+        await self.wait_directory()
+        if group_id not in await self.store.groups():
+            raise UnknownGroupError(f"unknown group {group_id!r}; create it first")
+        await self.transport.bind_group(group_id)
+        await self._announce("joined", group_id)
+        await self.store.apply_directory(
+            [DirectoryEvent(event="joined", user_id=self.me, group_id=group_id)]
+        )
+
+    async def leave_group(self, group_id: str) -> None:
+        group_id = _group_id(group_id)
+        await self._require_online("leave a group")
+        await self.wait_directory()
+        await self._require_member(group_id)
+        await self.transport.unbind_group(group_id)
+        await self._announce("left", group_id)
+        await self.store.apply_directory(
+            [DirectoryEvent(event="left", user_id=self.me, group_id=group_id)]
+        )
+
+    async def my_groups(self) -> list[str]:
+        return await self.store.groups_of(self.me)
+
+    async def members(self, group_id: str) -> list[str]:
+        group_id = _group_id(group_id)
+        if group_id not in await self.store.groups():
+            raise UnknownGroupError(f"unknown group {group_id!r}")
+        return await self.store.members(group_id)
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the outbox is empty (everything confirmed)."""
+        try:
+            async with asyncio.timeout(timeout):
+                while await self.store.outbox_size():
+                    self._wake_outbox()
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            return False
+        return True
+
+
+def _group_id(value: str) -> str:
+    try:
+        return validate_id(value.removeprefix("#"), "group ID")
+    except InvalidIdError as exc:
+        raise InvalidInputError(str(exc)) from None

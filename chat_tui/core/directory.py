@@ -1,0 +1,77 @@
+"""Follows the directory stream from its first entry and folds it into the cache.
+
+Stream entries cannot be dead-lettered; an invalid one is counted, logged and skipped.
+A stream gives no end-of-stream signal over AMQP 0-9-1, so "caught up" means: no entry
+arrived for `quiet` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from chat_tui.core.acking import ack_all
+from chat_tui.core.batching import Batcher
+from chat_tui.protocol.models import DirectoryEvent, MalformedMessageError, decode
+from chat_tui.store.cache import Store
+
+log = logging.getLogger(__name__)
+
+
+class DirectoryFollower:
+    def __init__(self, store: Store, on_change: Callable[[], None], quiet: float = 0.25) -> None:
+        self.store = store
+        self.on_change = on_change
+        self.quiet = quiet
+        self.batcher: Batcher[AbstractIncomingMessage] = Batcher(1000, 0.02)
+        self.invalid = 0
+        self._last_activity = 0.0
+        self._pending = 0
+
+    async def on_delivery(self, message: AbstractIncomingMessage) -> None:
+        self._last_activity = asyncio.get_running_loop().time()
+        self._pending += 1
+        self.batcher.put(message)
+
+    def started(self) -> None:
+        self._last_activity = asyncio.get_running_loop().time()
+
+    async def run(self) -> None:
+        while True:
+            batch = await self.batcher.next_batch()
+            events: list[DirectoryEvent] = []
+            for delivery in batch:
+                try:
+                    decoded = decode(delivery.body)
+                    if not isinstance(decoded, DirectoryEvent):
+                        raise MalformedMessageError(f"{decoded.type} in the directory")
+                    events.append(decoded)
+                except MalformedMessageError as exc:
+                    self.invalid += 1
+                    log.warning("skipping an invalid directory entry: %s", exc)
+            try:
+                changed = await self.store.apply_directory(events)
+            except Exception as exc:
+                log.error("could not store directory events: %s", exc)
+                await asyncio.sleep(1.0)
+                changed = False
+            # Acks on a stream only grant credit; the entries stay in the stream.
+            await ack_all(batch)
+            self._pending -= len(batch)
+            self._last_activity = asyncio.get_running_loop().time()
+            if changed:
+                self.on_change()
+
+    async def wait_caught_up(self, timeout: float = 5.0) -> bool:
+        """Wait until nothing arrived for `quiet` seconds and all of it is folded."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            idle = loop.time() - self._last_activity
+            if self._pending == 0 and idle >= self.quiet:
+                return True
+            await asyncio.sleep(min(self.quiet / 4, 0.05))
+        return False

@@ -1,0 +1,113 @@
+"""The outbox publisher: drains the store's outbox to the broker, in order.
+
+Everything that goes out (messages, receipts, directory events) is written to the
+outbox first, so a crash, a nack, a timeout or a dead link only delays it. It is
+re-published with the same message_id until confirmed; receivers deduplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from chat_tui.protocol.models import SendMessage, decode
+from chat_tui.store.cache import Store
+from chat_tui.store.records import OutboxItem, StatusChange
+from chat_tui.transport.connection import PublishFailed, PublishReturned, Transport
+
+log = logging.getLogger(__name__)
+
+WINDOW = 100
+"""Publishes in flight at once: confirms are awaited together, not one by one."""
+MAX_BACKOFF = 30.0
+
+
+def returned_reason(item: OutboxItem) -> str:
+    """Why a returned chat message can never be delivered, in the user's words."""
+    try:
+        message = decode(item.body)
+    except ValueError:
+        return "the broker could not route it"
+    if isinstance(message, SendMessage) and message.recipient_id is not None:
+        return f"unknown user {message.recipient_id!r}: nobody has that inbox"
+    if isinstance(message, SendMessage) and message.group_id is not None:
+        return f"nobody is in group {message.group_id!r}"
+    return "the broker could not route it"
+
+
+class OutboxPublisher:
+    def __init__(
+        self,
+        store: Store,
+        transport: Transport,
+        *,
+        on_changes: Callable[[Sequence[StatusChange]], None],
+        on_failed: Callable[[StatusChange, str], None],
+        on_drained: Callable[[], None],
+        first_backoff: float = 0.5,
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.on_changes = on_changes
+        self.on_failed = on_failed
+        self.on_drained = on_drained
+        self.first_backoff = first_backoff
+        self._wake = asyncio.Event()
+        self._backoff = first_backoff
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self.transport.online:
+                items = await self.store.outbox(WINDOW)
+                if not items:
+                    break
+                if await self._publish_window(items):
+                    self._backoff = self.first_backoff
+                    continue
+                # Wait, but let a reconnect (which calls wake) cut the wait short.
+                try:
+                    async with asyncio.timeout(self._backoff):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+                self._backoff = min(self._backoff * 2, MAX_BACKOFF)
+            self.on_drained()
+
+    async def _publish_window(self, items: list[OutboxItem]) -> bool:
+        """Publish a window concurrently; return False if any needs a retry."""
+        # Tasks start in order, so the frames go out in outbox order on one channel.
+        results = await asyncio.gather(
+            *(self.transport.publish(item) for item in items), return_exceptions=True
+        )
+        confirmed: list[OutboxItem] = []
+        retry: list[OutboxItem] = []
+        errors: list[str] = []
+        for item, result in zip(items, results, strict=True):
+            if result is None:
+                confirmed.append(item)
+            elif isinstance(result, PublishReturned):
+                reason = returned_reason(item)
+                change = await self.store.fail_outgoing(item, reason)
+                if change is not None:
+                    self.on_failed(change, reason)
+            elif isinstance(result, BaseException):
+                if not isinstance(result, PublishFailed):
+                    log.error("unexpected publish error", exc_info=result)
+                retry.append(item)
+                errors.append(str(result) or type(result).__name__)
+        if confirmed:
+            changes = await self.store.confirm_published(confirmed)
+            if changes:
+                self.on_changes(changes)
+        if retry:
+            log.warning("%d publishes to retry: %s", len(retry), errors[0])
+            await self.store.record_attempt(retry, errors[0])
+            return False
+        return True

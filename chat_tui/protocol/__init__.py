@@ -1,0 +1,1 @@
+"""The wire protocol: message models, ID rules and broker names (docs/protocol.md)."""

@@ -1,0 +1,100 @@
+"""One SQLite connection on its own thread, so the event loop never blocks on disk.
+
+SQLite calls are blocking; this is the one place chat-tui uses a thread. Work is sent
+as whole functions so that a transaction runs on the thread without hopping back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class StoreError(RuntimeError):
+    """The local cache could not be read or written (disk full, read-only, corrupt)."""
+
+
+class Database:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._connection: sqlite3.Connection | None = None
+
+    async def open(self, setup: Callable[[sqlite3.Connection], None]) -> None:
+        def _open() -> None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in transaction()).
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            # FULL: a message is acked to the broker only once it is on disk, so a power
+            # cut after the ack must not lose it.
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA busy_timeout=5000")
+            self._connection = conn
+            setup(conn)
+
+        await self.run(lambda _conn: None, _open_first=_open)
+
+    async def run(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        *,
+        _open_first: Callable[[], None] | None = None,
+    ) -> T:
+        def _call() -> T:
+            if _open_first is not None:
+                _open_first()
+            if self._connection is None:
+                raise StoreError("the cache is closed")
+            try:
+                return work(self._connection)
+            except sqlite3.Error as exc:
+                raise StoreError(f"local cache {self.path}: {exc}") from exc
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, _call)
+
+    async def transaction(
+        self, work: Callable[[sqlite3.Connection], T], *, durable: bool = True
+    ) -> T:
+        """Run `work` in one write transaction, rolled back if it raises.
+
+        `durable=False` skips the fsync at commit, for bookkeeping whose loss in a power
+        cut only repeats some work; the next durable commit syncs it to disk as well.
+        """
+
+        def _tx(conn: sqlite3.Connection) -> T:
+            if not durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT (disk full, read-only) leaves the transaction open.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                if not durable:
+                    conn.execute("PRAGMA synchronous=FULL")
+            return result
+
+        return await self.run(_tx)
+
+    async def close(self) -> None:
+        def _close(conn: sqlite3.Connection) -> None:
+            conn.close()
+            self._connection = None
+
+        if self._connection is not None:
+            await self.run(_close)
+        self._executor.shutdown(wait=True)

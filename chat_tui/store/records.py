@@ -1,0 +1,82 @@
+"""Plain records that the store hands out; the faces read these, never SQL rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from chat_tui.protocol.conversations import Conversation
+
+# Own messages go queued -> sent -> delivered -> read, or end as failed.
+# Messages from others are "received".
+MessageStatus = Literal["queued", "sent", "delivered", "read", "failed", "received"]
+STATUS_RANK: dict[str, int] = {"queued": 0, "sent": 1, "delivered": 2, "read": 3}
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    seq: int
+    """Local arrival order; history is ordered and paged by it."""
+    message_id: str
+    conversation: Conversation
+    sender_id: str
+    content: str
+    sent_at: datetime
+    outgoing: bool
+    status: MessageStatus
+    error: str | None = None
+    recipient_count: int = 0
+    delivered_count: int = 0
+    read_count: int = 0
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    conversation: Conversation
+    unread_count: int
+    last_read_seq: int
+    last_seq: int
+    mentioned: bool
+    last_activity: datetime | None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    seq: int
+    kind: Literal["message", "receipt", "directory"]
+    routing_key: str
+    message_type: str
+    amqp_message_id: str
+    body: bytes
+    attempts: int
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    """An own message whose status or receipt counts changed."""
+
+    message_id: str
+    conversation: Conversation
+    status: MessageStatus
+    delivered_count: int
+    read_count: int
+    recipient_count: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class MemberReceipt:
+    member_id: str
+    delivered_at: datetime | None
+    read_at: datetime | None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What one stored batch changed, in arrival order."""
+
+    new_messages: list[StoredMessage]
+    to_show: list[StoredMessage]
+    """New messages, and redelivered ones that were stored but never shown."""
+    duplicates: int

@@ -1,0 +1,1 @@
+"""The aio-pika transport: one robust connection, topology, publishing and consuming."""

@@ -1,0 +1,263 @@
+"""The broker link: one robust aio-pika connection and its three channels.
+
+- a publisher channel with confirms, where a mandatory publish nobody can route raises;
+- a consumer channel with a prefetch, for the inbox and the receipts queue;
+- a stream channel for the directory, which RabbitMQ requires to have its own QoS.
+
+Queues and exchanges are kept as attributes: aio-pika restores consumers after a
+reconnect only through objects that are still referenced.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import (
+    AMQPError,
+    ChannelInvalidStateError,
+    DeliveryError,
+    ProbableAuthenticationError,
+    PublishError,
+)
+from yarl import URL
+
+from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
+from chat_tui.protocol.names import Names, group_key
+from chat_tui.transport.topology import declare_personal, declare_shared, queue_exists
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
+
+
+class Publishable(Protocol):
+    """What a publish needs; both Outgoing and a stored outbox row have it."""
+
+    @property
+    def routing_key(self) -> str: ...
+    @property
+    def message_type(self) -> str: ...
+    @property
+    def amqp_message_id(self) -> str: ...
+    @property
+    def body(self) -> bytes: ...
+
+
+class LinkState(StrEnum):
+    CONNECTING = "connecting"
+    ONLINE = "online"
+    RECONNECTING = "reconnecting"
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True)
+class LinkStatus:
+    state: LinkState
+    next_retry_at: datetime | None = None
+    error: str | None = None
+
+
+class TransportError(Exception):
+    """Base of the errors the transport raises to the core."""
+
+
+class BrokerUnreachable(TransportError):
+    pass
+
+
+class AuthenticationRefused(TransportError):
+    pass
+
+
+class PublishFailed(TransportError):
+    """Not confirmed (nack, timeout, lost connection): the outbox keeps it and retries."""
+
+
+class PublishReturned(TransportError):
+    """The broker had no queue to route it to: retrying cannot help."""
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages shown to people."""
+    parsed = URL(url)
+    return str(parsed.with_password("***")) if parsed.password else url
+
+
+class Transport:
+    """Everything the core needs from RabbitMQ, and nothing about chat semantics."""
+
+    def __init__(
+        self,
+        url: str,
+        names: Names,
+        user_id: str,
+        *,
+        heartbeat: int = 10,
+        confirm_timeout: float = 10.0,
+        reconnect_interval: float = 2.0,
+        prefetch: int = 400,
+    ) -> None:
+        self.url = url
+        self.names = names
+        self.user_id = user_id
+        self.heartbeat = heartbeat
+        self.confirm_timeout = confirm_timeout
+        self.reconnect_interval = reconnect_interval
+        self.prefetch = prefetch
+        self.on_status: Callable[[LinkStatus], None] = lambda status: None
+        self.on_reconnected: Callable[[], Awaitable[None]] | None = None
+        self.status = LinkStatus(LinkState.OFFLINE)
+        self._connection: AbstractRobustConnection | None = None
+        self._exchange: AbstractExchange | None = None
+        self._inbox: AbstractQueue | None = None
+        self._receipts: AbstractQueue | None = None
+        self._directory: AbstractQueue | None = None
+        self._closing = False
+        self.inbox_had_consumer = False
+
+    @property
+    def online(self) -> bool:
+        return self.status.state is LinkState.ONLINE
+
+    def _set_status(self, status: LinkStatus) -> None:
+        self.status = status
+        self.on_status(status)
+
+    async def connect(self, connect_timeout: float = 5.0) -> bool:
+        """Connect, declare the topology and return whether this user's inbox was new."""
+        self._set_status(LinkStatus(LinkState.CONNECTING))
+        try:
+            connection = await aio_pika.connect_robust(
+                self.url,
+                heartbeat=self.heartbeat,
+                reconnect_interval=self.reconnect_interval,
+                timeout=connect_timeout,
+                client_properties={"connection_name": f"chat-tui:{self.user_id}"},
+            )
+        except ProbableAuthenticationError as exc:
+            raise AuthenticationRefused(
+                f"the broker at {redact(self.url)} refused the credentials ({exc})"
+            ) from None
+        except (TimeoutError, OSError, AMQPError, RuntimeError) as exc:
+            raise BrokerUnreachable(
+                f"cannot reach RabbitMQ at {redact(self.url)}: {exc or type(exc).__name__}"
+            ) from None
+        self._connection = connection
+        try:
+            created = await self._declare(connection)
+        except BaseException:
+            await connection.close()
+            self._connection = None
+            raise
+        connection.close_callbacks.add(self._on_lost)
+        connection.reconnect_callbacks.add(self._on_restored)
+        self._set_status(LinkStatus(LinkState.ONLINE))
+        return created
+
+    async def _declare(self, connection: AbstractRobustConnection) -> bool:
+        publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._exchange = await declare_shared(publisher, self.names)
+        probe = await connection.channel()
+        created = not await queue_exists(probe, self.names.inbox_queue(self.user_id))
+        if not probe.is_closed:
+            await probe.close()
+        inbox, _ = await declare_personal(publisher, self.names, self.user_id, self._exchange)
+        self.inbox_had_consumer = bool(
+            inbox.declaration_result.consumer_count if inbox.declaration_result else 0
+        )
+        consumer = await connection.channel()
+        await consumer.set_qos(prefetch_count=self.prefetch)
+        self._inbox, self._receipts = await declare_personal(
+            consumer, self.names, self.user_id, self._exchange
+        )
+        streams = await connection.channel()
+        await streams.set_qos(prefetch_count=1000)
+        self._directory = await streams.declare_queue(
+            self.names.directory_stream, durable=True, arguments={"x-queue-type": "stream"}
+        )
+        return created
+
+    async def _on_lost(self, _sender: Any, exc: BaseException | None) -> None:
+        if self._closing:
+            return
+        retry = datetime.now(UTC) + timedelta(seconds=self.reconnect_interval)
+        reason = str(exc) if exc else "connection closed"
+        log.warning("broker connection lost: %r", exc)
+        self._set_status(LinkStatus(LinkState.RECONNECTING, next_retry_at=retry, error=reason))
+
+    async def _on_restored(self, _sender: Any) -> None:
+        log.info("broker connection restored")
+        self._set_status(LinkStatus(LinkState.ONLINE))
+        if self.on_reconnected is not None:
+            await self.on_reconnected()
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._connection is not None:
+            await self._connection.close()
+        self._set_status(LinkStatus(LinkState.OFFLINE))
+
+    # --- publishing ------------------------------------------------------------------
+
+    async def publish(self, out: Publishable) -> None:
+        """Publish persistent and mandatory; return once the broker confirmed it."""
+        if self._exchange is None or not self.online:
+            raise PublishFailed("not connected")
+        message = aio_pika.Message(
+            out.body,
+            content_type=CONTENT_TYPE,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=out.amqp_message_id,
+            type=out.message_type,
+            timestamp=datetime.now(UTC),
+            app_id=APP_ID,
+        )
+        try:
+            await self._exchange.publish(
+                message, out.routing_key, mandatory=True, timeout=self.confirm_timeout
+            )
+        except PublishError:
+            raise PublishReturned(f"nobody to route {out.routing_key!r} to") from None
+        except DeliveryError as exc:
+            raise PublishFailed(f"the broker refused it: {exc}") from None
+        except TimeoutError:
+            raise PublishFailed(f"no confirm within {self.confirm_timeout} s") from None
+        except (AMQPError, ChannelInvalidStateError, OSError, RuntimeError) as exc:
+            raise PublishFailed(f"connection trouble: {exc or type(exc).__name__}") from None
+
+    # --- consuming -------------------------------------------------------------------
+
+    async def consume_inbox(self, handler: MessageHandler) -> None:
+        assert self._inbox is not None
+        await self._inbox.consume(handler, no_ack=False)
+
+    async def consume_receipts(self, handler: MessageHandler) -> None:
+        assert self._receipts is not None
+        await self._receipts.consume(handler, no_ack=False)
+
+    async def consume_directory(self, handler: MessageHandler) -> None:
+        """Follow the directory stream from its first entry."""
+        assert self._directory is not None
+        await self._directory.consume(handler, no_ack=False, arguments={"x-stream-offset": "first"})
+
+    # --- group bindings --------------------------------------------------------------
+
+    async def bind_group(self, group_id: str) -> None:
+        assert self._inbox is not None and self._exchange is not None
+        await self._inbox.bind(self._exchange, routing_key=group_key(group_id))
+
+    async def unbind_group(self, group_id: str) -> None:
+        assert self._inbox is not None and self._exchange is not None
+        await self._inbox.unbind(self._exchange, routing_key=group_key(group_id))

@@ -1,0 +1,192 @@
+"""Shared fixtures. Every test talks to a real RabbitMQ, under a fresh namespace.
+
+The broker is the one at CHAT_TUI_AMQP_URL (default: the local one). If it does not
+answer, the session starts it the way `make broker` does, and fails if it cannot:
+no test is skipped for want of a broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import pytest
+
+from chat_tui.config import Settings
+from chat_tui.core.client import ChatClient
+from chat_tui.core.sink import ClientStatus
+from chat_tui.protocol.names import Names
+from chat_tui.store.records import StatusChange, StoredMessage
+
+ROOT = Path(__file__).resolve().parent.parent
+AMQP_URL = os.environ.get("CHAT_TUI_AMQP_URL", "amqp://guest:guest@localhost:5672/")
+
+
+def _broker_answers() -> bool:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "broker_answers.py"), AMQP_URL, "3"],
+        capture_output=True,
+    )
+    return result.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    if not _broker_answers():
+        subprocess.run(
+            ["bash", str(ROOT / "scripts" / "broker.sh")],
+            cwd=ROOT,
+            env={**os.environ, "PY": sys.executable},
+            check=False,
+        )
+    if not _broker_answers():
+        pytest.fail(f"no RabbitMQ answers at {AMQP_URL} and none could be started")
+    return AMQP_URL
+
+
+class RecordingSink:
+    """A sink that remembers everything the core told it."""
+
+    def __init__(self) -> None:
+        self.shown: list[StoredMessage] = []
+        self.changes: list[StatusChange] = []
+        self.statuses: list[ClientStatus] = []
+        self.problems: list[str] = []
+        self.directory_changes = 0
+
+    async def show(self, messages: Sequence[StoredMessage]) -> None:
+        self.shown.extend(messages)
+
+    def status_changed(self, changes: Sequence[StatusChange]) -> None:
+        self.changes.extend(changes)
+
+    def connection_changed(self, status: ClientStatus) -> None:
+        self.statuses.append(status)
+
+    def directory_changed(self) -> None:
+        self.directory_changes += 1
+
+    def problem(self, text: str) -> None:
+        self.problems.append(text)
+
+    def contents(self) -> list[str]:
+        return [m.content for m in self.shown]
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]] | Callable[[], bool],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> None:
+    """Poll `check` until it is true; fail with `what` after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+class Deployment:
+    """One namespace on the broker, its users' cache folder, and cleanup of both."""
+
+    def __init__(self, amqp_url: str, data_dir: Path) -> None:
+        self.amqp_url = amqp_url
+        self.namespace = f"t{uuid.uuid4().hex[:10]}"
+        self.names = Names(self.namespace)
+        self.data_dir = data_dir
+        self.users: set[str] = set()
+        self.clients: list[ChatClient] = []
+
+    def settings(self, user: str, **overrides: Any) -> Settings:
+        self.users.add(user)
+        values: dict[str, Any] = {
+            "user": user,
+            "amqp_url": self.amqp_url,
+            "namespace": self.namespace,
+            "data_dir": self.data_dir,
+            "heartbeat": 5,
+            "confirm_timeout": 5.0,
+            "reconnect_interval": 0.5,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    async def client(
+        self, user: str, sink: Any = None, *, online: bool = True, **overrides: Any
+    ) -> ChatClient:
+        client = ChatClient(self.settings(user, **overrides), sink or RecordingSink())
+        await client.start()
+        self.clients.append(client)
+        if online:
+            assert await client.wait_online(10), f"{user} did not come online"
+            assert client.directory is not None
+            await client.directory.wait_caught_up(5)
+        return client
+
+    def cli_env(self, **extra: str) -> dict[str, str]:
+        env = {**os.environ}
+        env.update(
+            CHAT_TUI_AMQP_URL=self.amqp_url,
+            CHAT_TUI_NAMESPACE=self.namespace,
+            CHAT_TUI_DATA_DIR=str(self.data_dir),
+            CHAT_TUI_CONFIG_FILE=str(self.data_dir / "no-config.toml"),
+        )
+        env.update(extra)
+        return env
+
+    def cli(self, *args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
+        """Run `chat-tui ARGS` as a real subprocess."""
+        for i, arg in enumerate(args):
+            if arg == "--user" and i + 1 < len(args):
+                self.users.add(args[i + 1])
+        return subprocess.run(
+            [sys.executable, "-m", "chat_tui", *args],
+            env=self.cli_env(**env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    async def cleanup(self) -> None:
+        for client in self.clients:
+            await client.stop()
+        connection = await aio_pika.connect(self.amqp_url)
+        try:
+            queues = [self.names.dead_letters_queue, self.names.directory_stream]
+            for user in self.users:
+                queues += [self.names.inbox_queue(user), self.names.receipts_queue(user)]
+            for name in queues:
+                channel = await connection.channel()
+                try:
+                    await channel.queue_delete(name)
+                except Exception:
+                    pass
+                finally:
+                    if not channel.is_closed:
+                        await channel.close()
+            channel = await connection.channel()
+            for exchange in (self.names.messages_exchange, self.names.dead_exchange):
+                await channel.exchange_delete(exchange)
+        finally:
+            await connection.close()
+
+
+@pytest.fixture
+async def deployment(amqp_url: str, tmp_path: Path) -> AsyncIterator[Deployment]:
+    deployment = Deployment(amqp_url, tmp_path)
+    yield deployment
+    await deployment.cleanup()
