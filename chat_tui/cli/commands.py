@@ -55,7 +55,7 @@ async def _finish(client: ChatClient) -> None:
 
 async def send(settings: Settings, args: argparse.Namespace) -> int:
     conversation = conversation_of(args)
-    async with ChatClient(settings, NullSink()) as client:
+    async with ChatClient(settings, NullSink(), receive_messages=False) as client:
         online = await _connect(client, required=False)
         if online:
             await client.wait_directory()
@@ -119,7 +119,7 @@ async def _mark_read(client: ChatClient, shown: Sequence[StoredMessage]) -> None
 
 
 async def group_action(settings: Settings, args: argparse.Namespace) -> int:
-    async with ChatClient(settings, NullSink()) as client:
+    async with ChatClient(settings, NullSink(), receive_messages=False) as client:
         await _connect(client, required=True)
         action = {
             "create": client.create_group,
@@ -134,7 +134,7 @@ async def group_action(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def groups(settings: Settings, args: argparse.Namespace) -> int:
-    async with ChatClient(settings, NullSink()) as client:
+    async with ChatClient(settings, NullSink(), receive_messages=False) as client:
         if await _connect(client, required=False):
             await client.wait_directory()
         else:
@@ -147,7 +147,7 @@ async def groups(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def members(settings: Settings, args: argparse.Namespace) -> int:
-    async with ChatClient(settings, NullSink()) as client:
+    async with ChatClient(settings, NullSink(), receive_messages=False) as client:
         if await _connect(client, required=False):
             await client.wait_directory()
         else:
@@ -159,7 +159,7 @@ async def members(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def users(settings: Settings, args: argparse.Namespace) -> int:
-    async with ChatClient(settings, NullSink()) as client:
+    async with ChatClient(settings, NullSink(), receive_messages=False) as client:
         if await _connect(client, required=False):
             await client.wait_directory()
         for name in await client.store.users():
@@ -170,7 +170,7 @@ async def users(settings: Settings, args: argparse.Namespace) -> int:
 
 async def history(settings: Settings, args: argparse.Namespace) -> int:
     conversation = conversation_of(args)
-    async with ChatClient(settings, NullSink()) as client:
+    async with ChatClient(settings, NullSink(), receive_messages=False) as client:
         await client.wait_first_attempt(2.0)
         messages = await client.store.history(conversation, limit=args.limit)
         for message in messages:

@@ -64,8 +64,13 @@ def check_text(text: str) -> str:
 class ChatClient:
     """A chat-tui client for one user. Use `async with ChatClient(settings, sink)`."""
 
-    def __init__(self, settings: Settings, sink: Sink | None = None) -> None:
+    def __init__(
+        self, settings: Settings, sink: Sink | None = None, *, receive_messages: bool = True
+    ) -> None:
         self.settings = settings
+        # Commands that show nothing (send, join, ...) must not consume the inbox: they
+        # would ack messages that no face ever showed to the user.
+        self.receive_messages = receive_messages
         self.me = settings.user
         self.sink: Sink = sink or NullSink()
         self.names = Names(settings.namespace)
@@ -192,10 +197,11 @@ class ChatClient:
         self.directory.started()
         await self.transport.consume_directory(self.directory.on_delivery)
         await self.transport.consume_receipts(self.receipts.on_delivery)
-        await self.transport.consume_inbox(self.inbox.on_delivery)
         self._spawn(self.directory.run())
         self._spawn(self.receipts.run())
-        self._spawn(self.inbox.run())
+        if self.receive_messages:
+            await self.transport.consume_inbox(self.inbox.on_delivery)
+            self._spawn(self.inbox.run())
         self._spawn(self._heal_registration())
         self._online.set()
         self._publish_status()
