@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
@@ -252,20 +253,24 @@ class Store:
 
         def work(conn: sqlite3.Connection) -> IngestResult:
             stored_at = _iso(utc_now())
-            new_seqs: list[int] = []
+            new: list[StoredMessage] = []
             unshown_seqs: list[int] = []
-            latest_from: dict[tuple[str, str], tuple[int, str]] = {}
+            latest_from: dict[tuple[str, str], str] = {}
+            touched: dict[str, _ConversationDelta] = {}
             for message in messages:
                 conversation = Conversation.of_message(message, self.me)
                 key = conversation.key
                 outgoing = message.sender_id == self.me
-                _ensure_conversation(conn, key)
+                message_id = str(message.message_id)
+                if key not in touched:
+                    _ensure_conversation(conn, key)
+                    touched[key] = _ConversationDelta()
                 cursor = conn.execute(
                     """INSERT OR IGNORE INTO messages (message_id, conversation_key, sender_id,
                            content, sent_at, stored_at, outgoing, status)
                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
                     (
-                        str(message.message_id),
+                        message_id,
                         key,
                         message.sender_id,
                         message.content,
@@ -279,28 +284,44 @@ class Store:
                     # Redelivered. If the sink never showed it (we died in between), show it.
                     unshown = conn.execute(
                         "SELECT seq FROM messages WHERE message_id = ? AND shown = 0",
-                        (str(message.message_id),),
+                        (message_id,),
                     ).fetchone()
                     if unshown is not None:
                         unshown_seqs.append(unshown[0])
                     continue
                 seq = cursor.lastrowid or 0
-                new_seqs.append(seq)
-                mentioned = 0 if outgoing else int(bool(self._mention.search(message.content)))
-                conn.execute(
-                    """UPDATE conversations SET last_seq = ?, last_activity = ?,
-                           unread_count = unread_count + ?, mentioned = max(mentioned, ?)
-                       WHERE conversation_key = ?""",
-                    (seq, _iso(message.timestamp), 0 if outgoing else 1, mentioned, key),
+                new.append(
+                    StoredMessage(
+                        seq=seq,
+                        message_id=message_id,
+                        conversation=conversation,
+                        sender_id=message.sender_id,
+                        content=message.content,
+                        sent_at=message.timestamp,
+                        outgoing=outgoing,
+                        status="sent" if outgoing else "received",
+                    )
                 )
+                delta = touched[key]
+                delta.last_seq, delta.last_activity = seq, _iso(message.timestamp)
                 if not outgoing:
-                    latest_from[(message.sender_id, key)] = (seq, str(message.message_id))
+                    delta.unread += 1
+                    delta.mentioned = delta.mentioned or bool(self._mention.search(message.content))
+                    latest_from[(message.sender_id, key)] = message_id
+            # One UPDATE per conversation per batch, not one per message.
+            conn.executemany(
+                """UPDATE conversations SET last_seq = ?, last_activity = ?,
+                       unread_count = unread_count + ?, mentioned = max(mentioned, ?)
+                   WHERE conversation_key = ? AND ? > 0""",
+                [
+                    (d.last_seq, d.last_activity, d.unread, int(d.mentioned), key, d.last_seq)
+                    for key, d in touched.items()
+                ],
+            )
             if send_delivered:
-                for (sender, key), (_seq, message_id) in latest_from.items():
+                for (sender, key), message_id in latest_from.items():
                     receipt = ReceiveMessage(
-                        recipient_id=self.me,
-                        message_id=UUID(message_id),
-                        status="delivered",
+                        recipient_id=self.me, message_id=UUID(message_id), status="delivered"
                     )
                     _enqueue(
                         conn,
@@ -308,7 +329,6 @@ class Store:
                         Outgoing.receipt(receipt, sender),
                         f"delivered:{sender}:{key}",
                     )
-            new = self._messages_by_seq(conn, new_seqs)
             unshown = self._messages_by_seq(conn, sorted(set(unshown_seqs)))
             return IngestResult(
                 new_messages=new,
@@ -645,6 +665,16 @@ class Store:
                 (key, value),
             )
         )
+
+
+@dataclass
+class _ConversationDelta:
+    """What one batch changes in a conversation row."""
+
+    last_seq: int = 0
+    last_activity: str | None = None
+    unread: int = 0
+    mentioned: bool = False
 
 
 def _status_from_counts(message: StoredMessage) -> MessageStatus:
