@@ -7,11 +7,10 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from chat_tui.cli.printing import PrintingSink, as_json, as_text
+from chat_tui.cli.printing import PrintingSink, ProblemSink, as_json, as_text
 from chat_tui.config import Settings
 from chat_tui.core.client import ChatClient
 from chat_tui.core.errors import ChatError, OfflineError
-from chat_tui.core.sink import NullSink
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.ids import InvalidIdError
 from chat_tui.store.records import StoredMessage
@@ -55,7 +54,7 @@ async def _finish(client: ChatClient) -> None:
 
 async def send(settings: Settings, args: argparse.Namespace) -> int:
     conversation = conversation_of(args)
-    async with ChatClient(settings, NullSink(), receive_messages=False) as client:
+    async with ChatClient(settings, ProblemSink(), receive_messages=False) as client:
         online = await _connect(client, required=False)
         if online:
             await client.wait_directory()
@@ -70,7 +69,18 @@ async def send(settings: Settings, args: argparse.Namespace) -> int:
         stored = await client.send(conversation, args.text)
         if not online:
             print(f"waiting for RabbitMQ at {redact(settings.amqp_url)}...", file=sys.stderr)
-        change = await client.wait_sent(stored.message_id, timeout=args.timeout)
+        try:
+            change = await client.wait_sent(stored.message_id, timeout=args.timeout)
+        except TimeoutError:
+            reason = (
+                how_to_start_a_broker(settings)
+                if not client.online
+                else f"the broker did not confirm it within {args.timeout:g} s."
+            )
+            raise ChatError(
+                f"not sent yet: {reason} The message stays queued and leaves at the next "
+                f"run of chat-tui for {settings.user}."
+            ) from None
         if change.status == "failed":
             raise ChatError(f"not sent: {change.error}")
         await _finish(client)
@@ -119,7 +129,7 @@ async def _mark_read(client: ChatClient, shown: Sequence[StoredMessage]) -> None
 
 
 async def group_action(settings: Settings, args: argparse.Namespace) -> int:
-    async with ChatClient(settings, NullSink(), receive_messages=False) as client:
+    async with ChatClient(settings, ProblemSink(), receive_messages=False) as client:
         await _connect(client, required=True)
         action = {
             "create": client.create_group,
@@ -134,7 +144,7 @@ async def group_action(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def groups(settings: Settings, args: argparse.Namespace) -> int:
-    async with ChatClient(settings, NullSink(), receive_messages=False) as client:
+    async with ChatClient(settings, ProblemSink(), receive_messages=False) as client:
         if await _connect(client, required=False):
             await client.wait_directory()
         else:
@@ -147,7 +157,7 @@ async def groups(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def members(settings: Settings, args: argparse.Namespace) -> int:
-    async with ChatClient(settings, NullSink(), receive_messages=False) as client:
+    async with ChatClient(settings, ProblemSink(), receive_messages=False) as client:
         if await _connect(client, required=False):
             await client.wait_directory()
         else:
@@ -159,7 +169,7 @@ async def members(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def users(settings: Settings, args: argparse.Namespace) -> int:
-    async with ChatClient(settings, NullSink(), receive_messages=False) as client:
+    async with ChatClient(settings, ProblemSink(), receive_messages=False) as client:
         if await _connect(client, required=False):
             await client.wait_directory()
         for name in await client.store.users():
@@ -170,7 +180,7 @@ async def users(settings: Settings, args: argparse.Namespace) -> int:
 
 async def history(settings: Settings, args: argparse.Namespace) -> int:
     conversation = conversation_of(args)
-    async with ChatClient(settings, NullSink(), receive_messages=False) as client:
+    async with ChatClient(settings, ProblemSink(), receive_messages=False) as client:
         await client.wait_first_attempt(2.0)
         messages = await client.store.history(conversation, limit=args.limit)
         for message in messages:

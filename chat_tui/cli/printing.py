@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from chat_tui.core.sink import ClientStatus
+from chat_tui.core.sink import ClientStatus, NullSink
 from chat_tui.store.records import StatusChange, StoredMessage
 
 
@@ -84,3 +84,11 @@ class PrintingSink:
     def problem(self, text: str) -> None:
         self.err.write(f"chat-tui: {text}\n")
         self.err.flush()
+
+
+class ProblemSink(NullSink):
+    """The sink of commands that show no messages: problems still reach stderr, so that,
+    say, a queued DM that the broker returns as "unknown user" is not failed silently."""
+
+    def problem(self, text: str) -> None:
+        print(f"chat-tui: {text}", file=sys.stderr, flush=True)

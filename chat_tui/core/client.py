@@ -87,6 +87,9 @@ class ChatClient:
         self._store: Store | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._online = asyncio.Event()
+        # Online means "consuming and following the directory", not merely connected:
+        # set only once _on_connected has finished the first time.
+        self._ready = False
         self._first_attempt = asyncio.Event()
         self._fatal: str | None = None
         self._outbox_size = 0
@@ -203,7 +206,9 @@ class ChatClient:
             await self.transport.consume_inbox(self.inbox.on_delivery)
             self._spawn(self.inbox.run())
         self._spawn(self._heal_registration())
-        self._online.set()
+        self._ready = True
+        if self.transport.online:
+            self._online.set()
         self._publish_status()
         self._wake_outbox()
 
@@ -226,7 +231,7 @@ class ChatClient:
         self._set_link(link)
 
     def _set_link(self, link: LinkStatus) -> None:
-        if link.state is LinkState.ONLINE:
+        if link.state is LinkState.ONLINE and self._ready:
             self._online.set()
         else:
             self._online.clear()

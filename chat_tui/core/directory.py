@@ -28,7 +28,7 @@ class DirectoryFollower:
         self.quiet = quiet
         self.batcher: Batcher[AbstractIncomingMessage] = Batcher(1000, 0.02)
         self.invalid = 0
-        self._last_activity = 0.0
+        self._last_activity: float | None = None  # None: not following yet
         self._pending = 0
 
     async def on_delivery(self, message: AbstractIncomingMessage) -> None:
@@ -70,8 +70,9 @@ class DirectoryFollower:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            idle = loop.time() - self._last_activity
-            if self._pending == 0 and idle >= self.quiet:
+            started = self._last_activity is not None
+            idle = loop.time() - (self._last_activity or 0.0)
+            if started and self._pending == 0 and idle >= self.quiet:
                 return True
             await asyncio.sleep(min(self.quiet / 4, 0.05))
         return False

@@ -111,7 +111,11 @@ class Store:
     @classmethod
     async def open(cls, path: Path, me: str) -> Store:
         database = Database(path)
-        await database.open(migrate)
+        try:
+            await database.open(migrate)
+        except BaseException:
+            await database.close()
+            raise
         return cls(database, me)
 
     @property

@@ -50,13 +50,17 @@ class Database:
         _open_first: Callable[[], None] | None = None,
     ) -> T:
         def _call() -> T:
-            if _open_first is not None:
-                _open_first()
-            if self._connection is None:
-                raise StoreError("the cache is closed")
             try:
+                if _open_first is not None:
+                    _open_first()
+                if self._connection is None:
+                    raise StoreError("the cache is closed")
                 return work(self._connection)
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, OSError) as exc:
+                if _open_first is not None and self._connection is not None:
+                    # Set-up failed half way (e.g. a cache from a newer chat-tui).
+                    self._connection.close()
+                    self._connection = None
                 raise StoreError(f"local cache {self.path}: {exc}") from exc
 
         loop = asyncio.get_running_loop()

@@ -1,0 +1,161 @@
+"""The local SQLite cache: unread counts, mentions, paging, deduplication, durability."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from chat_tui.protocol.conversations import Conversation
+from chat_tui.protocol.models import SendMessage
+from chat_tui.store.cache import Store
+from chat_tui.store.database import StoreError
+from chat_tui.store.records import StoredMessage
+from chat_tui.store.schema import SCHEMA_VERSION
+
+TEAM = Conversation.group("team")
+FROM_BOB = Conversation.dm("bob")
+
+
+def from_bob(content: str, group: str | None = "team") -> SendMessage:
+    if group is None:
+        return SendMessage(
+            message_id=uuid.uuid4(), sender_id="bob", recipient_id="alice", content=content
+        )
+    return SendMessage(message_id=uuid.uuid4(), sender_id="bob", group_id=group, content=content)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = await Store.open(tmp_path / "alice.sqlite3", "alice")
+    yield opened
+    await opened.close()
+
+
+async def summaries(store: Store) -> dict[Conversation, tuple[int, bool]]:
+    return {s.conversation: (s.unread_count, s.mentioned) for s in await store.conversations()}
+
+
+async def test_unread_counts_and_mentions_per_conversation(store: Store) -> None:
+    await store.store_incoming(
+        [
+            from_bob("morning"),
+            from_bob("@alice have a look"),
+            from_bob("alicex is not alice's name... but alice is", group=None),
+            from_bob("lunch?", group=None),
+        ]
+    )
+    assert await summaries(store) == {TEAM: (2, True), FROM_BOB: (2, True)}
+    await store.store_incoming([from_bob("no mention here", group="ops")])
+    assert (await summaries(store))[Conversation.group("ops")] == (1, False)
+
+
+async def test_a_word_containing_the_name_is_not_a_mention(store: Store) -> None:
+    await store.store_incoming([from_bob("malice and alicex and alice-2"), from_bob("ALICEs")])
+    assert (await summaries(store))[TEAM] == (2, False)
+    await store.store_incoming([from_bob("thanks ALICE!")])
+    assert (await summaries(store))[TEAM] == (3, True)
+
+
+async def test_mark_read_resets_unread_up_to_what_was_shown(store: Store) -> None:
+    result = await store.store_incoming([from_bob(f"m{i}") for i in range(5)])
+    seqs = [m.seq for m in result.new_messages]
+    queued = await store.mark_read(TEAM, seqs[2])
+    assert queued == 1  # one cumulative read receipt for bob
+    assert (await summaries(store))[TEAM] == (2, False)
+    await store.mark_read(TEAM, seqs[-1])
+    assert (await summaries(store))[TEAM] == (0, False)
+    # Going back does nothing.
+    assert await store.mark_read(TEAM, seqs[0]) == 0
+    assert (await summaries(store))[TEAM] == (0, False)
+
+
+async def test_sending_counts_as_reading(store: Store) -> None:
+    await store.store_incoming([from_bob("@alice ping"), from_bob("ping again")])
+    mine = SendMessage(message_id=uuid.uuid4(), sender_id="alice", group_id="team", content="hi")
+    await store.enqueue_message(mine, recipient_count=1)
+    assert (await summaries(store))[TEAM] == (0, False)
+
+
+async def test_history_pages_back_and_forward(store: Store) -> None:
+    result = await store.store_incoming([from_bob(f"m{i:02d}") for i in range(25)])
+    seqs = [m.seq for m in result.new_messages]
+
+    def texts(page: list[StoredMessage]) -> list[str]:
+        return [m.content for m in page]
+
+    newest = await store.history(TEAM, limit=10)
+    assert texts(newest) == [f"m{i:02d}" for i in range(15, 25)]
+    older = await store.history(TEAM, before_seq=newest[0].seq, limit=10)
+    assert texts(older) == [f"m{i:02d}" for i in range(5, 15)]
+    oldest = await store.history(TEAM, before_seq=older[0].seq, limit=10)
+    assert texts(oldest) == [f"m{i:02d}" for i in range(5)]
+    assert await store.history(TEAM, before_seq=oldest[0].seq) == []
+    after = await store.history(TEAM, after_seq=seqs[9], limit=3)
+    assert texts(after) == ["m10", "m11", "m12"]
+    assert await store.history(TEAM, after_seq=seqs[-1]) == []
+    assert await store.message_count(TEAM) == 25
+    assert await store.history(Conversation.group("other")) == []
+
+
+async def test_a_redelivered_message_is_stored_once(store: Store) -> None:
+    message = from_bob("only once")
+    first = await store.store_incoming([message])
+    assert len(first.new_messages) == 1 and first.duplicates == 0
+    again = await store.store_incoming([message, message])
+    assert again.new_messages == [] and again.duplicates == 2
+    await store.mark_shown([first.new_messages[0].seq])
+    assert (await store.store_incoming([message])).to_show == []
+    assert await store.message_count(TEAM) == 1
+    assert (await summaries(store))[TEAM] == (1, False)
+
+
+async def test_a_stored_but_unshown_message_is_shown_on_redelivery(store: Store) -> None:
+    message = from_bob("crashed before showing")
+    await store.store_incoming([message])
+    # The process died before the sink showed it; the broker delivers it again.
+    again = await store.store_incoming([message])
+    assert [m.content for m in again.to_show] == ["crashed before showing"]
+    assert again.new_messages == []
+
+
+async def test_schema_is_versioned_and_in_wal_mode(store: Store) -> None:
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"messages", "conversations", "outbox", "receipt_marks"} <= tables
+    assert SCHEMA_VERSION >= 1
+
+
+async def test_a_reopened_store_keeps_messages_outbox_and_directory(tmp_path: Path) -> None:
+    path = tmp_path / "cache" / "alice.sqlite3"
+    store = await Store.open(path, "alice")
+    await store.store_incoming([from_bob("kept")])
+    mine = SendMessage(message_id=uuid.uuid4(), sender_id="alice", recipient_id="bob", content="q")
+    await store.enqueue_message(mine, recipient_count=1)
+    await store.set_meta("theme", "nord")
+    await store.close()
+
+    reopened = await Store.open(path, "alice")
+    try:
+        assert [m.content for m in await reopened.history(TEAM)] == ["kept"]
+        assert await reopened.pending_messages() == 1
+        queued = await reopened.get_message(str(mine.message_id))
+        assert queued is not None and queued.status == "queued"
+        assert await reopened.get_meta("theme") == "nord"
+    finally:
+        await reopened.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_a_cache_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "alice.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer"):
+        await Store.open(path, "alice")
