@@ -1,0 +1,184 @@
+"""`chat-tui demo`: simulated users who chat in #lobby and DM the user.
+
+Each bot is a real ChatClient in this process, with its own cache under
+`<data_dir>/demo`, so everything the user sees went through the broker: the bots'
+messages arrive like anyone's, and the user's messages get real delivered/read ticks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable, Sequence
+
+from chat_tui.config import Settings
+from chat_tui.core.client import ChatClient
+from chat_tui.core.errors import ChatError
+from chat_tui.core.sink import ClientStatus
+from chat_tui.protocol.conversations import Conversation
+from chat_tui.store.records import StatusChange, StoredMessage
+
+LOBBY = "lobby"
+BOT_NAMES = ("ada", "grace", "linus", "margaret", "dennis", "barbara", "ken", "radia")
+LINES = (
+    "morning all",
+    "has anyone tried the new build?",
+    "the broker restarted and nothing was lost, nice",
+    "lunch in 10?",
+    "I'm reviewing the receipts code now",
+    "who broke the coffee machine again",
+    "ship it",
+    "tests are green on my machine",
+    "can someone look at my PR when they have a minute",
+    "RabbitMQ streams are neat for the directory",
+    "brb",
+    "that's a great point",
+    "[bold]this stays literal[/bold], as does \x1b[31m this escape",
+)
+DM_LINES = (
+    "hey {user}, welcome to chat-tui! Alt+A jumps to the next unread conversation.",
+    "{user}: F1 lists every key. Try Ctrl+G to switch conversations.",
+    "psst {user}, your messages show ◷ while queued, then ✓, ✓✓ and ✓✓ read.",
+)
+REPLIES = ("got it", "sounds good", "ha, yes", "let me check", "👍", "on it")
+
+
+class _BotSink:
+    """Reads everything at once (so the user sees read ticks) and answers DMs."""
+
+    def __init__(self, bot: DemoBot) -> None:
+        self.bot = bot
+
+    async def show(self, messages: Sequence[StoredMessage]) -> None:
+        for message in messages:
+            self.bot.heard(message)
+
+    def status_changed(self, changes: Sequence[StatusChange]) -> None:
+        return None
+
+    def connection_changed(self, status: ClientStatus) -> None:
+        return None
+
+    def directory_changed(self) -> None:
+        return None
+
+    def problem(self, text: str) -> None:
+        return None
+
+
+class DemoBot:
+    def __init__(self, settings: Settings, user: str, rng: random.Random) -> None:
+        self.user = user
+        self.rng = rng
+        self.client = ChatClient(settings, _BotSink(self))
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def heard(self, message: StoredMessage) -> None:
+        task = asyncio.get_running_loop().create_task(self._read_and_answer(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _read_and_answer(self, message: StoredMessage) -> None:
+        await asyncio.sleep(self.rng.uniform(0.5, 2.0))
+        with contextlib.suppress(ChatError, RuntimeError):
+            await self.client.mark_read(message.conversation, message.seq)
+            if message.conversation.kind == "dm" and not message.outgoing:
+                await asyncio.sleep(self.rng.uniform(0.5, 1.5))
+                await self.client.send(message.conversation, self.rng.choice(REPLIES))
+
+    async def say(self, conversation: Conversation, text: str) -> None:
+        with contextlib.suppress(ChatError, RuntimeError):
+            await self.client.send(conversation, text)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.client.stop()
+
+
+class DemoBots:
+    """Starts `count` bots next to the user's own client and keeps them talking."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        count: int,
+        user_client: ChatClient,
+        *,
+        notify: Callable[[str], object] = lambda text: None,
+        seed: int | None = None,
+        pace: tuple[float, float] = (2.0, 6.0),
+    ) -> None:
+        self.user = settings.user
+        self.user_client = user_client
+        self.notify = notify
+        self.pace = pace
+        self.rng = random.Random(seed)
+        names = [n for n in BOT_NAMES if n != self.user][: max(0, count)]
+        data_dir = settings.data_dir / "demo"
+        self.bots = [
+            DemoBot(
+                settings.model_copy(update={"user": name, "data_dir": data_dir}), name, self.rng
+            )
+            for name in names
+        ]
+
+    async def run(self) -> None:
+        """Connect the bots, gather everyone in #lobby, then chat until cancelled."""
+        for bot in self.bots:
+            await bot.client.start()
+        if not await self.user_client.wait_online(15) or not all(
+            [await bot.client.wait_online(15) for bot in self.bots]
+        ):
+            self.notify("demo: the broker does not answer; the simulated users wait for it")
+            await self.user_client.wait_online()
+        for bot in self.bots:
+            await bot.client.wait_directory()
+        await self._gather_in_lobby()
+        lobby = Conversation.group(LOBBY)
+        for index, bot in enumerate(self.bots):
+            if index < len(DM_LINES):
+                await asyncio.sleep(self.rng.uniform(*self.pace) / 2)
+                await bot.say(Conversation.dm(self.user), DM_LINES[index].format(user=self.user))
+        while True:
+            await asyncio.sleep(self.rng.uniform(*self.pace))
+            if not self.bots:
+                return
+            bot = self.rng.choice(self.bots)
+            if self.rng.random() < 0.1:
+                await bot.say(Conversation.dm(self.user), f"{self.user}, {self.rng.choice(LINES)}")
+            else:
+                await bot.say(lobby, self.rng.choice(LINES))
+
+    async def _gather_in_lobby(self) -> None:
+        if not self.bots:
+            return
+        founder = self.bots[0].client
+        if LOBBY not in await founder.store.groups():
+            with contextlib.suppress(ChatError):
+                await founder.create_group(LOBBY)
+        for client in [bot.client for bot in self.bots] + [self.user_client]:
+            if not await _wait_for_group(client, LOBBY, 15.0):
+                continue
+            if client.me not in await client.store.members(LOBBY):
+                with contextlib.suppress(ChatError):
+                    await client.join_group(LOBBY)
+        # A join applied locally raises no directory event: tell the user's face.
+        self.user_client.sink.directory_changed()
+
+    async def stop(self) -> None:
+        for bot in self.bots:
+            await bot.stop()
+
+
+async def _wait_for_group(client: ChatClient, group: str, timeout: float) -> bool:
+    """Until the client's directory knows `group` (another bot may just have created it)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while group not in await client.store.groups():
+        if loop.time() > deadline:
+            return False
+        await client.wait_directory(2.0)
+        await asyncio.sleep(0.2)
+    return True

@@ -1,0 +1,78 @@
+"""The chat actions in Textual's command palette (Ctrl+P)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from chat_tui.protocol.ids import is_valid_id
+from chat_tui.tui.slash_commands import SlashCommand
+
+if TYPE_CHECKING:
+    from chat_tui.tui.app import ChatApp
+    from chat_tui.tui.screens.main_screen import MainScreen
+
+PaletteCommand = tuple[str, Callable[[], object], str]
+
+
+class ChatCommands(Provider):
+    """Join, leave, create, DM, members, help, quit: the slash commands, with names filled in."""
+
+    def _screen(self) -> MainScreen | None:
+        app: ChatApp = self.app  # type: ignore[assignment]
+        return app.main_screen
+
+    async def _commands(self) -> list[PaletteCommand]:
+        screen = self._screen()
+        if screen is None:
+            return []
+        client = screen.client
+        store = client.store
+        mine = set(await client.my_groups())
+        commands: list[PaletteCommand] = []
+
+        def slash(name: str, argument: str | None = None) -> Callable[[], object]:
+            assert screen is not None
+            return partial(screen.run_slash, SlashCommand(name, argument))
+
+        for group in await store.groups():
+            if group in mine:
+                commands.append((f"Leave #{group}", slash("leave", group), "leave the group"))
+                commands.append(
+                    (f"Members of #{group}", slash("members", group), "list who is in it")
+                )
+            else:
+                commands.append((f"Join #{group}", slash("join", group), "join the group"))
+        for user in await store.users():
+            if user != store.me:
+                commands.append((f"Message @{user}", slash("dm", user), "open the DM"))
+        commands.append(("Help: keys and commands", slash("help"), "F1"))
+        commands.append(("Quick switcher", screen.action_switcher, "Ctrl+G"))
+        commands.append(("Toggle sidebar", screen.action_toggle_sidebar, "Ctrl+B"))
+        commands.append(("Quit chat-tui", slash("quit"), "Ctrl+Q"))
+        return commands
+
+    async def discover(self) -> Hits:
+        for name, callback, help_text in await self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, callback, help_text in await self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)
+        words = query.split()
+        screen = self._screen()
+        if screen is not None and len(words) == 2 and words[0].lower() in ("create", "new"):
+            group = words[1].removeprefix("#")
+            if is_valid_id(group):
+                yield Hit(
+                    1.0,
+                    f"Create group #{group}",
+                    partial(screen.run_slash, SlashCommand("create", group)),
+                    help="create, join and open it",
+                )

@@ -1,0 +1,424 @@
+"""The main screen: header, conversation list, the open conversation and the composer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import tzinfo
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from chat_tui.core.client import ChatClient
+from chat_tui.core.errors import ChatError
+from chat_tui.core.sink import ClientStatus
+from chat_tui.protocol.conversations import Conversation
+from chat_tui.protocol.ids import InvalidIdError
+from chat_tui.store.records import ConversationSummary, StatusChange, StoredMessage
+from chat_tui.tui.screens.details_screen import DetailsScreen, details_text
+from chat_tui.tui.screens.help_screen import HelpScreen, HelpSection
+from chat_tui.tui.screens.switcher_screen import SwitcherScreen
+from chat_tui.tui.slash_commands import SlashCommand, SlashCommandError, parse, unescape
+from chat_tui.tui.widgets.conversation.composer import Composer, size_error
+from chat_tui.tui.widgets.conversation.message_view import MessageView
+from chat_tui.tui.widgets.conversation.title import ConversationTitle
+from chat_tui.tui.widgets.header import StatusHeader
+from chat_tui.tui.widgets.sidebar import ConversationList
+
+OPEN_CONVERSATION_META = "tui.open_conversation"
+
+
+class MainScreen(Screen[None]):
+    """Owns the flow between the widgets and the client; the widgets only draw."""
+
+    # Priority: these must work while the composer has focus.
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help", priority=True),
+        Binding("question_mark", "help", "Help", show=False),
+        Binding("ctrl+g", "switcher", "Go to", priority=True),
+        Binding("ctrl+b", "toggle_sidebar", "Sidebar", priority=True),
+        Binding("alt+a", "next_unread", "Next unread", priority=True),
+        Binding(
+            "alt+down,ctrl+pagedown",
+            "next_conversation",
+            "Next conversation",
+            show=False,
+            priority=True,
+        ),
+        Binding(
+            "alt+up,ctrl+pageup",
+            "previous_conversation",
+            "Previous conversation",
+            show=False,
+            priority=True,
+        ),
+        *(
+            Binding(
+                f"alt+{n}", f"open_nth({n})", f"Open conversation {n}", show=False, priority=True
+            )
+            for n in range(1, 10)
+        ),
+        Binding("ctrl+o", "focus_messages", "Select messages", show=False),
+        Binding("ctrl+l", "focus_sidebar", "Focus conversation list", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    MainScreen #conversation { width: 1fr; }
+    MainScreen #pending {
+        height: 1;
+        display: none;
+        background: $warning 30%;
+        text-align: center;
+    }
+    MainScreen #composer-error {
+        height: auto;
+        display: none;
+        color: $error;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(
+        self,
+        client: ChatClient,
+        *,
+        zone: tzinfo | None = None,
+        initial: Conversation | None = None,
+        help_sections: Sequence[HelpSection] = (),
+    ) -> None:
+        super().__init__()
+        self.client = client
+        self.zone = zone
+        self.initial = initial
+        self.help_sections = help_sections
+        self.current: Conversation | None = None
+        self.summaries: dict[Conversation, ConversationSummary] = {}
+        self._opened: set[Conversation] = set()
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(self.client.me, id="header")
+        with Horizontal():
+            yield ConversationList(id="sidebar")
+            with Vertical(id="conversation"):
+                yield ConversationTitle(id="title")
+                yield MessageView(self.client.store, self.zone, id="messages")
+                yield Static(id="pending", markup=False)
+                yield Composer(id="composer")
+                # Errors can quote what the user typed: never markup.
+                yield Static(id="composer-error", markup=False)
+        yield Footer()
+
+    @property
+    def view(self) -> MessageView:
+        return self.query_one(MessageView)
+
+    @property
+    def sidebar(self) -> ConversationList:
+        return self.query_one(ConversationList)
+
+    @property
+    def composer(self) -> Composer:
+        return self.query_one(Composer)
+
+    async def on_mount(self) -> None:
+        self.query_one(StatusHeader).show_status(self.client.status)
+        await self.refresh_sidebar()
+        target = self.initial or await self._remembered_conversation()
+        if target is None:
+            order = self.sidebar.order
+            with_unread = [c for c in order if self.summaries[c].unread_count]
+            target = next(iter(with_unread or order), None)
+        if target is not None:
+            await self.open_conversation(target)
+        else:
+            self.query_one(ConversationTitle).show(None, None)
+        self.composer.focus()
+        self.watch(self.app, "app_focus", self._app_focus_changed, init=False)
+
+    async def _remembered_conversation(self) -> Conversation | None:
+        key = await self.client.store.get_meta(OPEN_CONVERSATION_META)
+        if key is None:
+            return None
+        try:
+            return Conversation.parse(key)
+        except ValueError:
+            return None
+
+    # --- what the core tells the app ---------------------------------------------------
+
+    async def apply_batch(self, messages: Sequence[StoredMessage]) -> None:
+        """Draw what belongs to the open conversation, count the rest in the sidebar."""
+        here = [m for m in messages if m.conversation == self.current]
+        if here:
+            self.view.append(here, reader_present=self.app.app_focus)
+        await self.refresh_sidebar()
+        if here and self.app.app_focus:
+            self.view.report_seen()
+        await self._open_something()
+
+    def apply_statuses(self, changes: Sequence[StatusChange]) -> None:
+        self.view.update_statuses([c for c in changes if c.conversation == self.current])
+
+    def show_connection(self, status: ClientStatus) -> None:
+        self.query_one(StatusHeader).show_status(status)
+
+    async def directory_changed(self) -> None:
+        await self.refresh_sidebar()
+        await self._refresh_title()
+        await self._open_something()
+
+    async def _open_something(self) -> None:
+        """A first conversation appeared while none was open: open it."""
+        if self.current is None and self.sidebar.order:
+            await self.open_conversation(self.sidebar.order[0])
+
+    # --- conversations -----------------------------------------------------------------
+
+    async def refresh_sidebar(self) -> None:
+        summaries = await self.client.store.conversations()
+        self.summaries = {s.conversation: s for s in summaries}
+        for opened in self._opened:
+            if opened not in self.summaries and opened.kind == "dm":
+                # Opened with /dm but nothing said yet: still list it for this session.
+                self.summaries[opened] = ConversationSummary(opened, 0, 0, 0, False, None)
+        self.sidebar.show(list(self.summaries.values()), self.current)
+
+    async def open_conversation(self, conversation: Conversation) -> None:
+        """Show a conversation; only its newest page (or the page at the first unread) is read."""
+        self.current = conversation
+        self._opened.add(conversation)
+        self._show_composer_error(None)
+        summary = self.summaries.get(conversation)
+        self.composer.placeholder = f"Message {conversation}"
+        await self.view.open(
+            conversation,
+            summary.last_read_seq if summary else 0,
+            summary.unread_count if summary else 0,
+        )
+        await self._refresh_title()
+        # The highlight moves at once; counts follow when the messages are marked read.
+        if conversation not in self.summaries:
+            self.summaries[conversation] = ConversationSummary(conversation, 0, 0, 0, False, None)
+        self.sidebar.show(list(self.summaries.values()), conversation)
+        self._remember_open(conversation)
+
+    @work(group="remember", exclusive=True)
+    async def _remember_open(self, conversation: Conversation) -> None:
+        await self.client.store.set_meta(OPEN_CONVERSATION_META, conversation.key)
+
+    async def _refresh_title(self) -> None:
+        members: int | None = None
+        if self.current is not None and self.current.kind == "group":
+            members = len(await self.client.store.members(self.current.name))
+        self.query_one(ConversationTitle).show(self.current, members)
+
+    def _step(self, step: int) -> Conversation | None:
+        order = self.sidebar.order
+        if not order:
+            return None
+        if self.current not in order:
+            return order[0]
+        return order[(order.index(self.current) + step) % len(order)]
+
+    # --- widget messages ---------------------------------------------------------------
+
+    @on(ConversationList.Chosen)
+    async def _chosen(self, event: ConversationList.Chosen) -> None:
+        await self.open_conversation(event.conversation)
+        self.composer.focus()
+
+    @on(MessageView.Seen)
+    async def _seen(self, event: MessageView.Seen) -> None:
+        if self.app.app_focus and event.conversation == self.current:
+            await self.client.mark_read(event.conversation, event.seq)
+            await self.refresh_sidebar()
+
+    @on(MessageView.PendingChanged)
+    def _pending_changed(self, event: MessageView.PendingChanged) -> None:
+        pending = self.query_one("#pending", Static)
+        pending.display = event.count > 0
+        plural = "s" if event.count != 1 else ""
+        pending.update(f"▼ {event.count} new message{plural} · End to jump to the newest")
+
+    @on(MessageView.DetailsRequested)
+    async def _details_requested(self, event: MessageView.DetailsRequested) -> None:
+        store = self.client.store
+        message = await store.get_message(event.message.message_id) or event.message
+        receipts = await store.receipt_details(message.message_id)
+        conversation = message.conversation
+        if conversation.kind == "group":
+            recipients = [m for m in await store.members(conversation.name) if m != store.me]
+        else:
+            recipients = [conversation.name]
+        self.app.push_screen(DetailsScreen(details_text(message, receipts, recipients, self.zone)))
+
+    @on(MessageView.Left)
+    @on(ConversationList.Left)
+    def _back_to_composer(self) -> None:
+        self.composer.focus()
+
+    @on(Composer.JumpToNewest)
+    def _jump_to_newest(self) -> None:
+        self.view.action_jump_to_newest()
+
+    @on(Composer.Submitted)
+    async def _submitted(self, event: Composer.Submitted) -> None:
+        text = event.text
+        self._show_composer_error(None)
+        if not text.strip():
+            return
+        try:
+            command = parse(text)
+        except SlashCommandError as exc:
+            self._show_composer_error(str(exc))
+            return
+        if command is not None:
+            self.composer.clear()
+            self.run_slash(command)
+            return
+        await self.send(unescape(text))
+
+    async def send(self, text: str) -> None:
+        """Send `text` to the open conversation, or explain under the composer why not."""
+        error = size_error(text)
+        if error is None and self.current is None:
+            error = "No conversation is open: /join GROUP or /dm USER first."
+        if error is not None:
+            self._show_composer_error(error)
+            return
+        assert self.current is not None
+        try:
+            stored = await self.client.send(self.current, text)
+        except ChatError as exc:
+            self._show_composer_error(str(exc))
+            return
+        self.composer.last_sent = text
+        self.composer.clear()
+        self.view.append([stored], reader_present=True)
+        await self.refresh_sidebar()
+
+    def _show_composer_error(self, text: str | None) -> None:
+        label = self.query_one("#composer-error", Static)
+        label.display = bool(text)
+        label.update(text or "")
+
+    def _app_focus_changed(self, focused: bool) -> None:
+        if focused:
+            self.view.forget_seen()
+            self.view.report_seen()
+
+    # --- slash commands (also reached from the command palette) ------------------------
+
+    @work(group="commands")
+    async def run_slash(self, command: SlashCommand) -> None:
+        try:
+            await self._run_slash(command)
+        except (ChatError, InvalidIdError, ValueError) as exc:
+            self._show_composer_error(str(exc))
+
+    async def _run_slash(self, command: SlashCommand) -> None:
+        client = self.client
+        argument = command.argument
+        if command.name == "help":
+            self.action_help()
+        elif command.name == "quit":
+            self.app.exit()
+        elif command.name == "dm":
+            assert argument is not None
+            await self.open_conversation(Conversation.dm(argument))
+        elif command.name == "join":
+            assert argument is not None
+            await client.join_group(argument)
+            self.notify(f"Joined #{argument}", markup=False)
+            await self.open_conversation(Conversation.group(argument))
+        elif command.name == "create":
+            assert argument is not None
+            await client.create_group(argument)
+            self.notify(f"Created #{argument}", markup=False)
+            await self.open_conversation(Conversation.group(argument))
+        elif command.name == "leave":
+            group = argument or self._current_group("leave")
+            await client.leave_group(group)
+            self.notify(f"Left #{group}", markup=False)
+            await self.refresh_sidebar()
+            if self.current == Conversation.group(group):
+                following = self._step(1)
+                if following is not None and following != self.current:
+                    await self.open_conversation(following)
+        elif command.name == "members":
+            group = argument or self._current_group("list the members of")
+            members = await client.members(group)
+            self.notify(
+                ", ".join(members) or "nobody",
+                title=f"#{group}: {len(members)} members",
+                markup=False,
+            )
+
+    def _current_group(self, verb: str) -> str:
+        if self.current is None or self.current.kind != "group":
+            raise ChatError(f"which group? The open conversation is not a group to {verb}.")
+        return self.current.name
+
+    # --- actions -----------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        if not isinstance(self.app.screen, HelpScreen):
+            self.app.push_screen(HelpScreen(self.help_sections))
+
+    def action_switcher(self) -> None:
+        candidates = list(self.sidebar.order)
+        self._add_switcher_candidates(candidates)
+
+    @work(group="switcher")
+    async def _add_switcher_candidates(self, candidates: list[Conversation]) -> None:
+        store = self.client.store
+        for user in await store.users():
+            conversation = Conversation.dm(user)
+            if user != store.me and conversation not in candidates:
+                candidates.append(conversation)
+        choice = await self.app.push_screen_wait(SwitcherScreen(candidates))
+        if choice is not None:
+            await self.open_conversation(choice)
+            self.composer.focus()
+
+    def action_toggle_sidebar(self) -> None:
+        sidebar = self.sidebar
+        sidebar.display = not sidebar.display
+        if not sidebar.display and sidebar.has_focus:
+            self.composer.focus()
+
+    async def action_next_conversation(self) -> None:
+        target = self._step(1)
+        if target is not None:
+            await self.open_conversation(target)
+
+    async def action_previous_conversation(self) -> None:
+        target = self._step(-1)
+        if target is not None:
+            await self.open_conversation(target)
+
+    async def action_next_unread(self) -> None:
+        order = self.sidebar.order
+        start = order.index(self.current) + 1 if self.current in order else 0
+        for conversation in order[start:] + order[:start]:
+            if conversation != self.current and self.summaries[conversation].unread_count:
+                await self.open_conversation(conversation)
+                return
+        self.notify("No unread messages.")
+
+    async def action_open_nth(self, n: int) -> None:
+        order = self.sidebar.order
+        if 0 < n <= len(order):
+            await self.open_conversation(order[n - 1])
+
+    def action_focus_messages(self) -> None:
+        self.view.focus()
+
+    def action_focus_sidebar(self) -> None:
+        if not self.sidebar.display:
+            self.sidebar.display = True
+        self.sidebar.focus()
