@@ -11,11 +11,15 @@ import logging
 from collections.abc import Sequence
 
 from aio_pika.abc import AbstractIncomingMessage
-from aio_pika.exceptions import AMQPError, ChannelInvalidStateError
+from aio_pika.exceptions import ChannelInvalidStateError
 
 log = logging.getLogger(__name__)
 
-_SETTLE_ERRORS = (ChannelInvalidStateError, AMQPError, ConnectionError, RuntimeError)
+# aiormq fails an ack on a link that just died with a bare `Exception` (the drain
+# future of the lost writer), not only with its own errors. Whatever the type, a settle
+# that did not go out leaves the delivery with the broker, which redelivers it; letting
+# it escape killed the receive loop for good (fault scenario 3).
+_SETTLE_ERRORS = (Exception,)
 
 
 def _channel_id(message: AbstractIncomingMessage) -> int | None:

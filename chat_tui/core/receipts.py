@@ -30,7 +30,12 @@ class ReceiptIntake:
 
     async def run(self) -> None:
         while True:
-            await self.process(await self.batcher.next_batch())
+            try:
+                await self.process(await self.batcher.next_batch())
+            except Exception as exc:
+                # As in InboxPipeline.run: one bad batch must not end receipt intake.
+                log.exception("processing receipts failed")
+                self.sink.problem(f"processing receipts failed, they will be redelivered: {exc}")
 
     async def process(self, batch: list[AbstractIncomingMessage]) -> None:
         receipts: list[ReceiveMessage] = []

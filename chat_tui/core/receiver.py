@@ -60,7 +60,7 @@ class InboxPipeline:
         on_stored: Callable[[], None] = lambda: None,
         on_first_delivery: Callable[[], None] = lambda: None,
         batch_size: int = 100,
-        batch_wait: float = 0.005,
+        batch_wait: float = 0.0,
     ) -> None:
         self.store = store
         self.sink = sink
@@ -86,7 +86,14 @@ class InboxPipeline:
     async def run(self) -> None:
         while True:
             batch = await self.batcher.next_batch()
-            await self.process(batch)
+            try:
+                await self.process(batch)
+            except Exception as exc:
+                # The loop must outlive any one batch: if it ended, the consumer would
+                # stay registered with nobody processing, and the inbox would stall
+                # (fault scenario 3). Unsettled deliveries come back from the broker.
+                log.exception("receiving a batch failed")
+                self.sink.problem(f"receiving messages failed, they will be redelivered: {exc}")
 
     async def process(self, batch: list[AbstractIncomingMessage]) -> None:
         valid: list[tuple[AbstractIncomingMessage, SendMessage]] = []
@@ -100,8 +107,17 @@ class InboxPipeline:
         if not valid:
             return
         deliveries = [delivery for delivery, _ in valid]
+        # One message can sit in a batch twice: a delivery from the channel that died
+        # with the broker, and its redelivery on the new one. Storing both in one
+        # transaction would show it twice (fault scenario 1), so keep the first copy.
+        unique: list[SendMessage] = []
+        seen: set[str] = set()
+        for _, message in valid:
+            if str(message.message_id) not in seen:
+                seen.add(str(message.message_id))
+                unique.append(message)
         try:
-            await self._store_and_show([message for _, message in valid])
+            await self._store_and_show(unique)
         except Exception as exc:  # StoreError, or anything the face's sink raised
             self.counters.failures += 1
             self._failures_in_a_row += 1

@@ -1,7 +1,8 @@
-"""The broker link: one robust aio-pika connection and its three channels.
+"""The broker link: one robust aio-pika connection and its channels.
 
 - a publisher channel with confirms, where a mandatory publish nobody can route raises;
-- a consumer channel with a prefetch, for the inbox and the receipts queue;
+- a consumer channel with a prefetch for the inbox, and another for the receipts queue
+  (each pipeline acks with `multiple`, so they must not share delivery tags);
 - a stream channel for the directory, which RabbitMQ requires to have its own QoS.
 
 Queues and exchanges are kept as attributes: aio-pika restores consumers after a
@@ -10,6 +11,8 @@ reconnect only through objects that are still referenced.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -35,7 +38,12 @@ from yarl import URL
 
 from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import Names, group_key
-from chat_tui.transport.topology import declare_personal, declare_shared, queue_exists
+from chat_tui.transport.topology import (
+    declare_personal,
+    declare_shared,
+    personal_queue_arguments,
+    queue_exists,
+)
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +164,20 @@ class Transport:
             ) from None
         self._connection = connection
         try:
-            created = await self._declare(connection)
+            # Bounded: a broker that stalls or goes down while we declare must not leave
+            # the client waiting forever (fault scenarios 2 and 6).
+            async with asyncio.timeout(connect_timeout * 3):
+                created = await self._declare(connection)
+        except (TimeoutError, OSError, AMQPError, RuntimeError) as exc:
+            # The broker went away (or restarted) between the handshake and the end of
+            # the declarations: that is "unreachable, retry", not a crash of the caller's
+            # connect loop, which would leave the client offline for good (scenario 2).
+            with contextlib.suppress(Exception):
+                await connection.close()
+            self._connection = None
+            raise BrokerUnreachable(
+                f"lost RabbitMQ at {redact(self.url)} while setting up: {exc or type(exc).__name__}"
+            ) from None
         except BaseException:
             await connection.close()
             self._connection = None
@@ -179,8 +200,18 @@ class Transport:
         )
         consumer = await connection.channel()
         await consumer.set_qos(prefetch_count=self.prefetch)
-        self._inbox, self._receipts = await declare_personal(
-            consumer, self.names, self.user_id, self._exchange
+        self._inbox, _ = await declare_personal(consumer, self.names, self.user_id, self._exchange)
+        # The receipts queue gets a channel of its own: the inbox and receipt pipelines
+        # each ack with `multiple`, which covers every earlier delivery tag of the
+        # channel. On a shared channel one pipeline's ack settled the other's deliveries
+        # before they were stored or rejected: lost messages, and bad bodies that were
+        # never dead-lettered (fault scenario 7).
+        receipts = await connection.channel()
+        await receipts.set_qos(prefetch_count=self.prefetch)
+        self._receipts = await receipts.declare_queue(
+            self.names.receipts_queue(self.user_id),
+            durable=True,
+            arguments=personal_queue_arguments(self.names),
         )
         streams = await connection.channel()
         await streams.set_qos(prefetch_count=1000)
