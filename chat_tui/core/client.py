@@ -90,6 +90,7 @@ class ChatClient:
         # Online means "consuming and following the directory", not merely connected:
         # set only once _on_connected has finished the first time.
         self._ready = False
+        self._pipelines_running = False
         self._first_attempt = asyncio.Event()
         self._fatal: str | None = None
         self._outbox_size = 0
@@ -188,7 +189,17 @@ class ChatClient:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_CONNECT_BACKOFF)
                 continue
-            await self._on_connected(created)
+            try:
+                await self._on_connected(created)
+            except Exception as exc:
+                # The link died while the consumers were being set up. Without this the
+                # loop would end and leave a client with no consumers for good.
+                log.warning("connection lost while starting consumers: %r", exc)
+                await self.transport.drop()
+                retry = datetime.now(UTC) + timedelta(seconds=delay)
+                self._set_link(LinkStatus(LinkState.OFFLINE, next_retry_at=retry, error=str(exc)))
+                await asyncio.sleep(delay)
+                continue
             self._first_attempt.set()
             return
 
@@ -200,12 +211,15 @@ class ChatClient:
         self.directory.started()
         await self.transport.consume_directory(self.directory.on_delivery)
         await self.transport.consume_receipts(self.receipts.on_delivery)
-        self._spawn(self.directory.run())
-        self._spawn(self.receipts.run())
         if self.receive_messages:
             await self.transport.consume_inbox(self.inbox.on_delivery)
-            self._spawn(self.inbox.run())
-        self._spawn(self._heal_registration())
+        if not self._pipelines_running:
+            self._pipelines_running = True
+            self._spawn(self.directory.run())
+            self._spawn(self.receipts.run())
+            if self.receive_messages:
+                self._spawn(self.inbox.run())
+            self._spawn(self._heal_registration())
         self._ready = True
         if self.transport.online:
             self._online.set()

@@ -52,18 +52,25 @@ class DirectoryFollower:
                 except MalformedMessageError as exc:
                     self.invalid += 1
                     log.warning("skipping an invalid directory entry: %s", exc)
-            try:
-                changed = await self.store.apply_directory(events)
-            except Exception as exc:
-                log.error("could not store directory events: %s", exc)
-                await asyncio.sleep(1.0)
-                changed = False
+            changed = await self._apply_until_stored(events)
             # Acks on a stream only grant credit; the entries stay in the stream.
             await ack_all(batch)
             self._pending -= len(batch)
             self._last_activity = asyncio.get_running_loop().time()
             if changed:
                 self.on_change()
+
+    async def _apply_until_stored(self, events: list[DirectoryEvent]) -> bool:
+        # Acking a stream entry only grants credit; a batch that was acked but not folded
+        # would be missing until the next start. So retry until the cache takes it.
+        delay = 0.5
+        while True:
+            try:
+                return await self.store.apply_directory(events)
+            except Exception as exc:
+                log.error("could not store directory events, retrying: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def wait_caught_up(self, timeout: float = 5.0) -> bool:
         """Wait until nothing arrived for `quiet` seconds and all of it is folded."""

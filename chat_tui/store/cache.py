@@ -250,14 +250,18 @@ class Store:
     # --- receive path ----------------------------------------------------------------
 
     async def store_incoming(
-        self, messages: Sequence[SendMessage], send_delivered: bool = True
+        self, messages: Sequence[SendMessage], send_delivered: bool = True, durable: bool = True
     ) -> IngestResult:
         """Store a batch, skipping message IDs already known, and queue the
-        cumulative `delivered` receipts for it in the same transaction."""
+        cumulative `delivered` receipts for it in the same transaction.
+
+        With `durable=False` the commit skips the fsync; the caller must then call
+        `sync_to_disk()` before it acks the batch to the broker."""
 
         def work(conn: sqlite3.Connection) -> IngestResult:
             stored_at = _iso(utc_now())
             new: list[StoredMessage] = []
+            inserted: set[str] = set()
             unshown_seqs: list[int] = []
             latest_from: dict[tuple[str, str], str] = {}
             touched: dict[str, _ConversationDelta] = {}
@@ -285,6 +289,8 @@ class Store:
                     ),
                 )
                 if not cursor.rowcount:
+                    if message_id in inserted:
+                        continue  # the same message twice in one batch
                     # Redelivered. If the sink never showed it (we died in between), show it.
                     unshown = conn.execute(
                         "SELECT seq FROM messages WHERE message_id = ? AND shown = 0",
@@ -294,6 +300,7 @@ class Store:
                         unshown_seqs.append(unshown[0])
                     continue
                 seq = cursor.lastrowid or 0
+                inserted.add(message_id)
                 new.append(
                     StoredMessage(
                         seq=seq,
@@ -340,7 +347,11 @@ class Store:
                 duplicates=len(messages) - len(new),
             )
 
-        return await self._db.transaction(work)
+        return await self._db.transaction(work, durable=durable)
+
+    async def sync_to_disk(self) -> None:
+        """Make every commit so far survive a power cut."""
+        await self._db.sync_to_disk()
 
     async def mark_shown(self, seqs: Sequence[int]) -> None:
         """The sink has shown these; a redelivery will not show them again."""

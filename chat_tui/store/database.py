@@ -7,6 +7,7 @@ as whole functions so that a transaction runs on the thread without hopping back
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -93,6 +94,24 @@ class Database:
             return result
 
         return await self.run(_tx)
+
+    async def sync_to_disk(self) -> None:
+        """fsync the write-ahead log, where commits made without a sync live until the
+        next checkpoint (which syncs the database file itself)."""
+
+        def _sync(_conn: sqlite3.Connection) -> None:
+            for path in (Path(f"{self.path}-wal"), self.path):
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except FileNotFoundError:
+                    continue
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                return
+
+        await self.run(_sync)
 
     async def close(self) -> None:
         def _close(conn: sqlite3.Connection) -> None:

@@ -234,6 +234,18 @@ class Transport:
         if self.on_reconnected is not None:
             await self.on_reconnected()
 
+    async def drop(self) -> None:
+        """Close this connection quietly so that `connect` can start afresh."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            self._closing = True
+            try:
+                await connection.close()
+            except Exception as exc:
+                log.info("closing a broken connection: %r", exc)
+            finally:
+                self._closing = False
+
     async def close(self) -> None:
         self._closing = True
         if self._connection is not None:
