@@ -28,15 +28,22 @@ demo: broker
 	$(VENV)/bin/chat-tui demo $(USER_FLAG)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check chat_tui tests scripts
-	$(VENV)/bin/ruff format --check chat_tui tests scripts
+	$(VENV)/bin/ruff check chat_tui tests scripts bench
+	$(VENV)/bin/ruff format --check chat_tui tests scripts bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy bench
 
 test: broker lint
 	$(PY) -m pytest
 
 test-faults: broker
 	$(PY) -m pytest -m faults -p no:cacheprovider
+
+bench: broker
+	$(PY) -m bench --full
+
+bench-quick: broker
+	$(PY) -m bench --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

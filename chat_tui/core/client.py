@@ -363,8 +363,14 @@ class ChatClient:
 
     async def wait_sent(self, message_id: str, timeout: float | None = None) -> StatusChange:
         """Wait until the broker confirmed (or returned) a message."""
+        # Register first, then look: a confirm that lands while we read the store must
+        # not slip between the two.
+        future = self._sent_waiters.setdefault(
+            message_id, asyncio.get_running_loop().create_future()
+        )
         current = await self.store.get_message(message_id)
-        if current is not None and current.status != "queued":
+        if not future.done() and current is not None and current.status != "queued":
+            self._sent_waiters.pop(message_id, None)
             return StatusChange(
                 current.message_id,
                 current.conversation,
@@ -374,9 +380,6 @@ class ChatClient:
                 current.recipient_count,
                 current.error,
             )
-        future = self._sent_waiters.setdefault(
-            message_id, asyncio.get_running_loop().create_future()
-        )
         async with asyncio.timeout(timeout):
             return await asyncio.shield(future)
 

@@ -1,0 +1,101 @@
+"""Metric 1: end-to-end latency, from alice's `send` to bob's sink `show`.
+
+chat-tui: alice's client stores the message in her outbox and publishes it; bob's
+client receives, stores it and hands it to his sink. One message at a time, DMs and
+group messages alternating, each confirmed to alice before the next.
+Baseline: plain aio-pika publishing a persistent message of the same size with a
+confirm, and a consumer that acks it; the time until that ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+from bench.baseline import AckingConsumer, consume
+from bench.bodies import content, group_body
+from bench.deployment import PREFETCH, BenchDeployment, group_with
+from bench.probe import ProbeSink
+from bench.report import Goal, Result
+from bench.sender import open_exchange, persistent
+from bench.sizes import Sizes
+from chat_tui.protocol.conversations import Conversation
+from chat_tui.protocol.names import group_key
+
+PAUSE = 0.02
+"""Between samples, so that receipts and bookkeeping of one do not delay the next."""
+WARM_UP = 6
+GROUP = "latency"
+BASELINE_GROUP = "latency-base"
+P50_GOAL = Goal("ratio", "<=", 1.2)
+
+
+def percentile(samples: list[float], percent: int) -> float:
+    if len(samples) < 2:
+        return samples[0]
+    return statistics.quantiles(samples, n=100, method="inclusive")[percent - 1]
+
+
+async def chat_tui_latencies(deployment: BenchDeployment, count: int) -> dict[str, list[float]]:
+    sink = ProbeSink(record_arrivals=True)
+    alice_sink = ProbeSink()
+    alice = await deployment.client("alice", alice_sink)
+    bob = await deployment.client("bob", sink)
+    await group_with(alice, [bob], GROUP)
+    samples: dict[str, list[float]] = {"dm": [], "group": []}
+    conversations = {"dm": Conversation.dm("bob"), "group": Conversation.group(GROUP)}
+    for index in range(count + WARM_UP):
+        kind = "dm" if index % 2 else "group"
+        started = time.perf_counter()
+        stored = await alice.send(conversations[kind], content(index))
+        arrived = await asyncio.wait_for(sink.wait_for(stored.message_id), 30)
+        await asyncio.wait_for(alice_sink.wait_settled(stored.message_id), 30)
+        if index >= WARM_UP:
+            samples[kind].append(arrived - started)
+        await asyncio.sleep(PAUSE)
+    await deployment.stop_client(alice)
+    await deployment.stop_client(bob)
+    return samples
+
+
+async def plain_latencies(deployment: BenchDeployment, count: int) -> list[float]:
+    consumer_connection = await deployment.connect()
+    publisher_connection, exchange = await open_exchange(deployment.amqp_url, deployment.names)
+    try:
+        channel = await consumer_connection.channel()
+        await channel.set_qos(prefetch_count=PREFETCH)
+        queue = await deployment.baseline_queue(channel, "latency", [BASELINE_GROUP])
+        consumer = AckingConsumer(expected=count + WARM_UP)
+        consumer.record_arrivals = True
+        await consume(queue, consumer)
+        samples: list[float] = []
+        for index in range(count + WARM_UP):
+            body = group_body("alice", BASELINE_GROUP, index)
+            started = time.perf_counter()
+            await exchange.publish(
+                persistent(body), group_key(BASELINE_GROUP), mandatory=True, timeout=30
+            )
+            arrived = await asyncio.wait_for(consumer.wait_for(body), 30)
+            if index >= WARM_UP:
+                samples.append(arrived - started)
+            await asyncio.sleep(PAUSE)
+        return samples
+    finally:
+        await publisher_connection.close()
+        await consumer_connection.close()
+
+
+async def measure(deployment: BenchDeployment, sizes: Sizes) -> list[Result]:
+    chat = await chat_tui_latencies(deployment, sizes.latency_samples)
+    plain = await plain_latencies(deployment, sizes.latency_samples)
+    both = chat["dm"] + chat["group"]
+    ms = 1000.0
+    plain_p50 = statistics.median(plain) * ms
+    note = f"{len(both)} chat-tui samples (half DM, half group), {len(plain)} plain"
+    return [
+        Result("latency p50", statistics.median(both) * ms, "ms", plain_p50, P50_GOAL, note=note),
+        Result("latency p99", percentile(both, 99) * ms, "ms", percentile(plain, 99) * ms),
+        Result("latency p50, DM", statistics.median(chat["dm"]) * ms, "ms", plain_p50),
+        Result("latency p50, group", statistics.median(chat["group"]) * ms, "ms", plain_p50),
+    ]
