@@ -148,5 +148,4 @@ class InboxPipeline:
             self.on_stored()
         if result.to_show:
             await self.sink.show(result.to_show)
-            await self.store.mark_shown([m.seq for m in result.to_show])
-        await self.store.sync_to_disk()
+        await self.store.mark_shown([m.seq for m in result.to_show], then_sync=True)

@@ -259,52 +259,48 @@ class Store:
         `sync_to_disk()` before it acks the batch to the broker."""
 
         def work(conn: sqlite3.Connection) -> IngestResult:
+            # Set-wise: one look-up, one executemany, one read-back per batch, instead of
+            # a statement per message; this runs for every message of a backlog.
             stored_at = _iso(utc_now())
+            by_id: dict[str, tuple[SendMessage, Conversation]] = {}
+            for message in messages:
+                by_id.setdefault(
+                    str(message.message_id),
+                    (message, Conversation.of_message(message, self.me)),
+                )
+            known = self._known_ids(conn, list(by_id))
+            fresh = [(mid, m, c) for mid, (m, c) in by_id.items() if mid not in known]
+            for key in {c.key for _, _, c in fresh}:
+                _ensure_conversation(conn, key)
+            conn.executemany(
+                """INSERT INTO messages (message_id, conversation_key, sender_id, content,
+                       sent_at, stored_at, outgoing, status)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                [
+                    (
+                        mid,
+                        c.key,
+                        m.sender_id,
+                        m.content,
+                        _iso(m.timestamp),
+                        stored_at,
+                        int(m.sender_id == self.me),
+                        "sent" if m.sender_id == self.me else "received",
+                    )
+                    for mid, m, c in fresh
+                ],
+            )
+            seq_of = self._seqs_of(conn, [mid for mid, _, _ in fresh])
             new: list[StoredMessage] = []
-            inserted: set[str] = set()
-            unshown_seqs: list[int] = []
             latest_from: dict[tuple[str, str], str] = {}
             touched: dict[str, _ConversationDelta] = {}
-            for message in messages:
-                conversation = Conversation.of_message(message, self.me)
-                key = conversation.key
+            for mid, message, conversation in sorted(fresh, key=lambda f: seq_of[f[0]]):
                 outgoing = message.sender_id == self.me
-                message_id = str(message.message_id)
-                if key not in touched:
-                    _ensure_conversation(conn, key)
-                    touched[key] = _ConversationDelta()
-                cursor = conn.execute(
-                    """INSERT OR IGNORE INTO messages (message_id, conversation_key, sender_id,
-                           content, sent_at, stored_at, outgoing, status)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (
-                        message_id,
-                        key,
-                        message.sender_id,
-                        message.content,
-                        _iso(message.timestamp),
-                        stored_at,
-                        int(outgoing),
-                        "sent" if outgoing else "received",
-                    ),
-                )
-                if not cursor.rowcount:
-                    if message_id in inserted:
-                        continue  # the same message twice in one batch
-                    # Redelivered. If the sink never showed it (we died in between), show it.
-                    unshown = conn.execute(
-                        "SELECT seq FROM messages WHERE message_id = ? AND shown = 0",
-                        (message_id,),
-                    ).fetchone()
-                    if unshown is not None:
-                        unshown_seqs.append(unshown[0])
-                    continue
-                seq = cursor.lastrowid or 0
-                inserted.add(message_id)
+                seq = seq_of[mid]
                 new.append(
                     StoredMessage(
                         seq=seq,
-                        message_id=message_id,
+                        message_id=mid,
                         conversation=conversation,
                         sender_id=message.sender_id,
                         content=message.content,
@@ -313,19 +309,19 @@ class Store:
                         status="sent" if outgoing else "received",
                     )
                 )
-                delta = touched[key]
+                delta = touched.setdefault(conversation.key, _ConversationDelta())
                 delta.last_seq, delta.last_activity = seq, _iso(message.timestamp)
                 if not outgoing:
                     delta.unread += 1
                     delta.mentioned = delta.mentioned or bool(self._mention.search(message.content))
-                    latest_from[(message.sender_id, key)] = message_id
+                    latest_from[(message.sender_id, conversation.key)] = mid
             # One UPDATE per conversation per batch, not one per message.
             conn.executemany(
                 """UPDATE conversations SET last_seq = ?, last_activity = ?,
                        unread_count = unread_count + ?, mentioned = max(mentioned, ?)
-                   WHERE conversation_key = ? AND ? > 0""",
+                   WHERE conversation_key = ?""",
                 [
-                    (d.last_seq, d.last_activity, d.unread, int(d.mentioned), key, d.last_seq)
+                    (d.last_seq, d.last_activity, d.unread, int(d.mentioned), key)
                     for key, d in touched.items()
                 ],
             )
@@ -340,10 +336,11 @@ class Store:
                         Outgoing.receipt(receipt, sender),
                         f"delivered:{sender}:{key}",
                     )
-            unshown = self._messages_by_seq(conn, sorted(set(unshown_seqs)))
+            # Redelivered messages that were stored but never shown (we died in between).
+            unshown = [seq for mid, seq in known.items() if seq is not None]
             return IngestResult(
                 new_messages=new,
-                to_show=sorted(new + unshown, key=lambda m: m.seq),
+                to_show=self._messages_by_seq(conn, sorted(unshown)) + new if unshown else new,
                 duplicates=len(messages) - len(new),
             )
 
@@ -353,15 +350,21 @@ class Store:
         """Make every commit so far survive a power cut."""
         await self._db.sync_to_disk()
 
-    async def mark_shown(self, seqs: Sequence[int]) -> None:
-        """The sink has shown these; a redelivery will not show them again."""
+    async def mark_shown(self, seqs: Sequence[int], *, then_sync: bool = False) -> None:
+        """The sink has shown these; a redelivery will not show them again.
+        `then_sync` also makes every earlier commit durable, in the same hop."""
 
         def work(conn: sqlite3.Connection) -> None:
-            conn.executemany("UPDATE messages SET shown = 1 WHERE seq = ?", [(s,) for s in seqs])
+            for start in range(0, len(seqs), 500):
+                chunk = list(seqs[start : start + 500])
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"UPDATE messages SET shown = 1 WHERE seq IN ({marks})", chunk)
 
         if seqs:
-            # Not durable: losing this in a power cut only shows a message twice.
-            await self._db.transaction(work, durable=False)
+            # Not durable by itself: losing it in a power cut only shows a message twice.
+            await self._db.transaction(work, durable=False, sync_after=then_sync)
+        elif then_sync:
+            await self._db.sync_to_disk()
 
     async def mark_read(
         self, conversation: Conversation, up_to_seq: int, send_receipts: bool = True
@@ -576,6 +579,30 @@ class Store:
     async def get_message(self, message_id: str) -> StoredMessage | None:
         found = await self._db.run(lambda conn: self._messages_by_id(conn, [message_id]))
         return found[0] if found else None
+
+    def _known_ids(self, conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, int | None]:
+        """Of `ids`, those already stored: message ID -> seq if never shown, else None."""
+        known: dict[str, int | None] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(
+                f"SELECT message_id, seq, shown FROM messages WHERE message_id IN ({marks})",
+                chunk,
+            ):
+                known[row[0]] = None if row[2] else row[1]
+        return known
+
+    def _seqs_of(self, conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, int]:
+        seqs: dict[str, int] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in conn.execute(
+                f"SELECT message_id, seq FROM messages WHERE message_id IN ({marks})", chunk
+            ):
+                seqs[row[0]] = row[1]
+        return seqs
 
     def _messages_by_id(self, conn: sqlite3.Connection, ids: Sequence[str]) -> list[StoredMessage]:
         if not ids:

@@ -68,12 +68,17 @@ class Database:
         return await loop.run_in_executor(self._executor, _call)
 
     async def transaction(
-        self, work: Callable[[sqlite3.Connection], T], *, durable: bool = True
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        *,
+        durable: bool = True,
+        sync_after: bool = False,
     ) -> T:
         """Run `work` in one write transaction, rolled back if it raises.
 
         `durable=False` skips the fsync at commit, for bookkeeping whose loss in a power
         cut only repeats some work; the next durable commit syncs it to disk as well.
+        `sync_after` fsyncs the log after the commit, in the same trip to the thread.
         """
 
         def _tx(conn: sqlite3.Connection) -> T:
@@ -91,27 +96,29 @@ class Database:
             finally:
                 if not durable:
                     conn.execute("PRAGMA synchronous=FULL")
+            if sync_after:
+                self._fsync_log()
             return result
 
         return await self.run(_tx)
 
-    async def sync_to_disk(self) -> None:
+    def _fsync_log(self) -> None:
         """fsync the write-ahead log, where commits made without a sync live until the
         next checkpoint (which syncs the database file itself)."""
+        for path in (Path(f"{self.path}-wal"), self.path):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return
 
-        def _sync(_conn: sqlite3.Connection) -> None:
-            for path in (Path(f"{self.path}-wal"), self.path):
-                try:
-                    fd = os.open(path, os.O_RDONLY)
-                except FileNotFoundError:
-                    continue
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                return
-
-        await self.run(_sync)
+    async def sync_to_disk(self) -> None:
+        """Make every commit so far survive a power cut."""
+        await self.run(lambda _conn: self._fsync_log())
 
     async def close(self) -> None:
         def _close(conn: sqlite3.Connection) -> None:
