@@ -332,8 +332,9 @@ class ChatClient:
         Returns at once; the status moves on through the sink."""
         check_text(text)
         if conversation.kind == "group":
-            await self._require_member(conversation.name)
             members = await self.store.members(conversation.name)
+            if self.me not in members:
+                await self._require_member(conversation.name)  # raises the right error
             recipients = len([m for m in members if m != self.me])
             message = SendMessage(
                 message_id=uuid.UUID(new_message_id()),
