@@ -72,6 +72,10 @@ async def run(args: argparse.Namespace) -> int:
         while not await client.flush(1.0):
             pass
         print(json.dumps({"drained": True}), flush=True)
+        # aio-pika restores the publisher channel first, so the outbox can drain while the
+        # other channels are still being restored; stay until the client says "online",
+        # as a user who keeps the app open would see it.
+        await client.wait_online(15)
     return 0
 
 
