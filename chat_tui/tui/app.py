@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import replace
 from datetime import tzinfo
@@ -106,6 +107,10 @@ class ChatApp(App[None]):
             help_sections=self.help_sections(),
         )
         await self.push_screen(self.main_screen)
+        # What exists now (Textual, the widgets, the imported modules) lives as long as
+        # the app: keep it out of the garbage collector's full collections, whose pauses
+        # grow with the heap and froze the screen during a backlog drain.
+        gc.freeze()
         if not self.connect:
             self.main_screen.show_connection(NOT_CONNECTING)
         if self.demo_bots:
@@ -113,10 +118,16 @@ class ChatApp(App[None]):
             self.run_worker(self.demo.run(), group="demo", exit_on_error=False)
 
     async def on_unmount(self) -> None:
+        gc.unfreeze()
         if self.demo is not None:
             await self.demo.stop()
         if self._started:
-            await self.client.stop()
+            try:
+                if self.main_screen is not None:
+                    # Reads are saved a moment after they happen: save the last ones.
+                    await self.main_screen.save_reads()
+            finally:
+                await self.client.stop()
 
     async def _remember_theme(self, theme: Theme) -> None:
         if self._started:

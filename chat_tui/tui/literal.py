@@ -36,6 +36,10 @@ def _is_unsafe(char: str) -> bool:
 def literal_text(text: str, style: Style | str = "") -> Text:
     """A Rich Text that shows `text` exactly as typed: `[bold]` stays `[bold]`, an ESC
     byte becomes a visible `<ESC>`, and tabs become spaces. Newlines are kept."""
+    if text.isprintable():
+        # The usual case, and a fast one: no control, format or separator character
+        # (nor a tab or a newline) to look at one by one.
+        return Text(text, style=style, end="")
     result = Text(style=style, end="")
     plain: list[str] = []
     for char in text:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import tzinfo
 from typing import ClassVar
@@ -23,6 +24,7 @@ from chat_tui.tui.screens.details_screen import DetailsScreen, details_text
 from chat_tui.tui.screens.help_screen import HelpScreen, HelpSection
 from chat_tui.tui.screens.switcher_screen import SwitcherScreen
 from chat_tui.tui.slash_commands import SlashCommand, SlashCommandError, parse, unescape
+from chat_tui.tui.unread_counts import UnreadCounts
 from chat_tui.tui.widgets.conversation.composer import Composer, size_error
 from chat_tui.tui.widgets.conversation.message_view import MessageView
 from chat_tui.tui.widgets.conversation.title import ConversationTitle
@@ -30,6 +32,8 @@ from chat_tui.tui.widgets.header import StatusHeader
 from chat_tui.tui.widgets.sidebar import ConversationList
 
 OPEN_CONVERSATION_META = "tui.open_conversation"
+STORE_SYNC_INTERVAL = 0.2
+"""While batches arrive, save reads and re-read the counts at most this often (seconds)."""
 
 
 class MainScreen(Screen[None]):
@@ -96,8 +100,16 @@ class MainScreen(Screen[None]):
         self.initial = initial
         self.help_sections = help_sections
         self.current: Conversation | None = None
-        self.summaries: dict[Conversation, ConversationSummary] = {}
+        self.counts = UnreadCounts()
         self._opened: set[Conversation] = set()
+        self._store_sync = asyncio.Lock()
+        self._sync_wanted = False
+        self._syncing = False
+
+    @property
+    def summaries(self) -> dict[Conversation, ConversationSummary]:
+        """Each listed conversation's counts, as the sidebar shows them (or is about to)."""
+        return self.counts.summaries
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(self.client.me, id="header")
@@ -151,13 +163,16 @@ class MainScreen(Screen[None]):
     # --- what the core tells the app ---------------------------------------------------
 
     async def apply_batch(self, messages: Sequence[StoredMessage]) -> None:
-        """Draw what belongs to the open conversation, count the rest in the sidebar."""
+        """Draw what belongs to the open conversation, count everything in the sidebar's
+        data; the sidebar itself is redrawn from the store a moment later (see
+        `_sync_soon`), so a backlog of many batches does not redraw it for each."""
         here = [m for m in messages if m.conversation == self.current]
         if here:
             self.view.append(here, reader_present=self.app.app_focus)
-        await self.refresh_sidebar()
+        self.counts.count(messages)
         if here and self.app.app_focus:
             self.view.report_seen()
+        self._sync_soon()
         await self._open_something()
 
     def apply_statuses(self, changes: Sequence[StatusChange]) -> None:
@@ -173,19 +188,57 @@ class MainScreen(Screen[None]):
 
     async def _open_something(self) -> None:
         """A first conversation appeared while none was open: open it."""
-        if self.current is None and self.sidebar.order:
-            await self.open_conversation(self.sidebar.order[0])
+        if self.current is None and self.summaries:
+            self._draw_sidebar()  # a batch only counted it: the order is the sidebar's
+            if self.sidebar.order:
+                await self.open_conversation(self.sidebar.order[0])
 
     # --- conversations -----------------------------------------------------------------
 
     async def refresh_sidebar(self) -> None:
-        summaries = await self.client.store.conversations()
-        self.summaries = {s.conversation: s for s in summaries}
+        """Save what was read, then read the counts back from the store and draw them."""
+        await self.save_reads()
+        async with self._store_sync:
+            self.counts.reloading()
+            summaries = None
+            try:
+                summaries = await self.client.store.conversations()
+            finally:
+                self.counts.reloaded(summaries)
         for opened in self._opened:
-            if opened not in self.summaries and opened.kind == "dm":
+            if opened.kind == "dm":
                 # Opened with /dm but nothing said yet: still list it for this session.
-                self.summaries[opened] = ConversationSummary(opened, 0, 0, 0, False, None)
+                self.counts.ensure(opened)
+        self._draw_sidebar()
+
+    async def save_reads(self) -> None:
+        """Hand the store what was read and not yet saved (before the client stops)."""
+        async with self._store_sync:
+            for conversation, seq in self.counts.take_reads().items():
+                await self.client.mark_read(conversation, seq)
+
+    def _draw_sidebar(self) -> None:
+        """Show the counts as they are now (unchanged rows are not redrawn)."""
         self.sidebar.show(list(self.summaries.values()), self.current)
+
+    def _sync_soon(self) -> None:
+        """Sync with the store now, or when the last sync is `STORE_SYNC_INTERVAL` old:
+        a burst of batches or reads becomes one sync per interval, and the last one is
+        always followed by a sync."""
+        self._sync_wanted = True
+        if not self._syncing:
+            self._syncing = True
+            self._sync_while_wanted()
+
+    @work(group="store-sync")
+    async def _sync_while_wanted(self) -> None:
+        try:
+            while self._sync_wanted:
+                self._sync_wanted = False
+                await self.refresh_sidebar()
+                await asyncio.sleep(STORE_SYNC_INTERVAL)
+        finally:
+            self._syncing = False
 
     async def open_conversation(self, conversation: Conversation) -> None:
         """Show a conversation; only its newest page (or the page at the first unread) is read."""
@@ -201,9 +254,8 @@ class MainScreen(Screen[None]):
         )
         await self._refresh_title()
         # The highlight moves at once; counts follow when the messages are marked read.
-        if conversation not in self.summaries:
-            self.summaries[conversation] = ConversationSummary(conversation, 0, 0, 0, False, None)
-        self.sidebar.show(list(self.summaries.values()), conversation)
+        self.counts.ensure(conversation)
+        self._draw_sidebar()
         self._remember_open(conversation)
 
     @work(group="remember", exclusive=True)
@@ -232,10 +284,13 @@ class MainScreen(Screen[None]):
         self.composer.focus()
 
     @on(MessageView.Seen)
-    async def _seen(self, event: MessageView.Seen) -> None:
+    def _seen(self, event: MessageView.Seen) -> None:
         if self.app.app_focus and event.conversation == self.current:
-            await self.client.mark_read(event.conversation, event.seq)
-            await self.refresh_sidebar()
+            # Counted as read at once; the store hears of it with the next sync, so a
+            # backlog read batch after batch makes one transaction per interval.
+            self.counts.read(event.conversation, event.seq)
+            self._draw_sidebar()
+            self._sync_soon()
 
     @on(MessageView.PendingChanged)
     def _pending_changed(self, event: MessageView.PendingChanged) -> None:
@@ -405,7 +460,8 @@ class MainScreen(Screen[None]):
         order = self.sidebar.order
         start = order.index(self.current) + 1 if self.current in order else 0
         for conversation in order[start:] + order[:start]:
-            if conversation != self.current and self.summaries[conversation].unread_count:
+            summary = self.summaries.get(conversation)
+            if conversation != self.current and summary is not None and summary.unread_count:
                 await self.open_conversation(conversation)
                 return
         self.notify("No unread messages.")

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import ClassVar, Literal
 
+from rich._wrap import divide_line  # what Text.wrap uses; Textual imports it too
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual import events, work
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import var
 from textual.scroll_view import ScrollView
@@ -39,13 +40,17 @@ PREFETCH_LINES = 20
 """Fetch the next page when the viewport comes this close to the window's edge."""
 CONTEXT_BEFORE_UNREAD = 10
 TIME_WIDTH = 6  # "HH:MM "
+STRIP_CACHE = 256
+"""Messages whose rendered lines are kept (more than any screen shows at once)."""
 
 
 @dataclass(frozen=True)
 class _Line:
     kind: Literal["day", "new", "message"]
     index: int
-    """Index of the message in the window (the one the separator stands before)."""
+    """Which message (the one a separator stands before), counted from the first
+    message ever laid out since the last full layout: `MessageView._first_index` is
+    the count of those dropped from the window since, so dropping needs no renumbering."""
     row: int = 0
 
 
@@ -109,8 +114,19 @@ class MessageView(ScrollView, can_focus=True):
         self._messages: list[StoredMessage] = []
         self._lines: list[_Line] = []
         self._line_of_seq: dict[int, int] = {}
+        """The first message line of each seq, counted like `_first_line`."""
+        self._first_index = 0
+        """`_Line.index` of the window's first message."""
+        self._first_line = 0
+        """The number `_line_of_seq` gives the first of `_lines`."""
         self._layout_width = 0
-        self._strip_cache: LRUCache[tuple[object, ...], list[Strip]] = LRUCache(2048)
+        # Rendered messages: a few screenfuls. Each Strip carries its own caches (about
+        # 15 objects the garbage collector walks), so a large cache makes every full
+        # collection slower: 2,048 entries made 150 ms pauses during a backlog drain.
+        self._strip_cache: LRUCache[tuple[object, ...], list[Strip]] = LRUCache(STRIP_CACHE)
+        # Row counts without the strips: layout needs every count, rendering only
+        # what is on screen.
+        self._rows_cache: LRUCache[tuple[object, ...], int] = LRUCache(4096)
         self._day_cache: LRUCache[int, str] = LRUCache(4096)
         self._has_older = False
         self._at_newest = True
@@ -119,6 +135,7 @@ class MessageView(ScrollView, can_focus=True):
         self._pending = 0
         self._loading = False
         self._last_seen = 0
+        self._frame_style: Style | None = None
 
     # --- public API --------------------------------------------------------------------
 
@@ -182,19 +199,25 @@ class MessageView(ScrollView, can_focus=True):
         if not self._at_newest:
             self._set_pending(self._pending + len(incoming))
             return
+        divider_before = self._divider_seq
         if incoming and self._divider_seq is None and not (was_tail and reader_present):
             self._divider_seq = incoming[0].seq
         if any(m.outgoing for m in fresh):
             # The user answered: what came before counts as seen.
             self._divider_seq = None
         anchor = self._anchor()
+        start = len(self._messages)
         self._messages.extend(fresh)
+        moved_divider = divider_before is not None and divider_before != self._divider_seq
+        if moved_divider or self._layout_width != self._wrap_width():
+            # The divider line among the laid-out messages went, or the width changed.
+            self._relayout()
+        else:
+            # Only the new messages are laid out: a batch costs what it brings.
+            self._lay_out(start)
         if len(self._messages) > MAX_WINDOW:
-            del self._messages[: len(self._messages) - MAX_WINDOW]
-            self._has_older = True
-            if self._selected is not None:
-                self._selected = max(0, self._selected - (len(self._messages) - MAX_WINDOW))
-        self._relayout()
+            self._drop_oldest(len(self._messages) - MAX_WINDOW)
+        self._update_virtual_size()
         if was_tail or any(m.outgoing for m in fresh):
             self._scroll_to_end()
         else:
@@ -238,7 +261,7 @@ class MessageView(ScrollView, can_focus=True):
         for index in range(top, bottom):
             line = self._lines[index]
             if line.kind == "message":
-                newest = max(newest, self._messages[line.index].seq)
+                newest = max(newest, self._message_at(line).seq)
         return newest
 
     def report_seen(self) -> None:
@@ -273,21 +296,33 @@ class MessageView(ScrollView, can_focus=True):
         )
 
     def _row_count(self, message: StoredMessage, width: int) -> int:
-        """How many lines a message takes, without rendering it when it fits on one:
-        layout needs every count, but only what is on screen gets rendered."""
+        """How many lines a message takes, without rendering it when it can: layout
+        needs every count, but only what is on screen gets rendered."""
         key = self._cache_key(message, width)
+        rows = self._rows_cache.get(key)
+        if rows is not None:
+            return rows
         strips = self._strip_cache.get(key)
         if strips is not None:
             return len(strips)
         content = message.content
-        # isprintable(): no newline, tab or control character to expand.
+        text_width = width - TIME_WIDTH
+        # isprintable(): no newline, tab or control character to expand, so the text
+        # wraps exactly as its plain string does in `_message_strips`.
         if content.isprintable():
             length = cell_len(message.sender_id) + 1 + cell_len(content)
             if message.outgoing:
                 length += 2 + status_tick(message, self._is_group()).cell_len
-            if length <= width - TIME_WIDTH:
-                return 1
-        return len(self._message_strips(message, width))
+            if length <= text_width:
+                rows = 1
+            elif not message.outgoing:
+                # Where the tick goes depends on the last line: own messages render.
+                plain = f"{message.sender_id} {content}"
+                rows = len(divide_line(plain, text_width, fold=True)) + 1
+        if rows is None:
+            rows = len(self._message_strips(message, width))
+        self._rows_cache[key] = rows
+        return rows
 
     def _message_strips(self, message: StoredMessage, width: int) -> list[Strip]:
         key = self._cache_key(message, width)
@@ -329,40 +364,82 @@ class MessageView(ScrollView, can_focus=True):
         return day
 
     def _relayout(self) -> None:
-        width = self._wrap_width()
-        self._layout_width = width
-        lines: list[_Line] = []
-        line_of_seq: dict[int, int] = {}
-        previous_day: str | None = None
-        for index, message in enumerate(self._messages):
+        """Lay out the whole window again."""
+        self._layout_width = self._wrap_width()
+        self._lines = []
+        self._line_of_seq = {}
+        self._first_index = 0
+        self._first_line = 0
+        self._lay_out(0)
+        self._update_virtual_size()
+
+    def _lay_out(self, start: int) -> None:
+        """Add the lines of the window's messages from `start` on to those before."""
+        width = self._layout_width
+        lines = self._lines
+        line_of_seq = self._line_of_seq
+        messages = self._messages
+        previous_day = self._day(messages[start - 1]) if start else None
+        for position in range(start, len(messages)):
+            message = messages[position]
+            index = position + self._first_index
             day = self._day(message)
             if day != previous_day:
                 lines.append(_Line("day", index))
                 previous_day = day
             if message.seq == self._divider_seq:
                 lines.append(_Line("new", index))
-            line_of_seq[message.seq] = len(lines)
-            rows = self._row_count(message, width)
-            lines.extend(_Line("message", index, row) for row in range(rows))
-        self._lines = lines
-        self._line_of_seq = line_of_seq
-        self.virtual_size = Size(width, len(lines))
+            line_of_seq[message.seq] = len(lines) + self._first_line
+            for row in range(self._row_count(message, width)):
+                lines.append(_Line("message", index, row))
+
+    def _drop_oldest(self, count: int) -> None:
+        """Forget the `count` oldest messages of the window and their lines, without
+        laying out the others again."""
+        for message in self._messages[:count]:
+            self._line_of_seq.pop(message.seq, None)
+        del self._messages[:count]
+        self._first_index += count
+        lines = self._lines
+        cut = 0
+        while cut < len(lines) and lines[cut].index < self._first_index:
+            cut += 1
+        del lines[:cut]
+        self._first_line += cut
+        if self._messages and (not lines or lines[0].kind != "day"):
+            # The new first message opens the window: it gets its day.
+            lines.insert(0, _Line("day", self._first_index))
+            self._first_line -= 1
+        self._has_older = True
+        if self._selected is not None:
+            self._selected = max(0, self._selected - count)
+
+    def _update_virtual_size(self) -> None:
+        self.virtual_size = Size(self._layout_width, len(self._lines))
         self.refresh()
+
+    def _message_at(self, line: _Line) -> StoredMessage:
+        return self._messages[line.index - self._first_index]
+
+    def _line_of(self, seq: int) -> int | None:
+        """Where in `_lines` the message `seq` starts (None when it is not in the window)."""
+        number = self._line_of_seq.get(seq)
+        return None if number is None else number - self._first_line
 
     def _anchor(self) -> tuple[int, int] | None:
         """The message at the top of the viewport and how far into it the viewport is."""
         top = self.scroll_offset.y
         if not self._lines or top >= len(self._lines):
             return None
-        line = self._lines[top]
-        seq = self._messages[line.index].seq
-        return seq, top - self._line_of_seq.get(seq, top)
+        seq = self._message_at(self._lines[top]).seq
+        start = self._line_of(seq)
+        return seq, top - (top if start is None else start)
 
     def _restore_anchor(self, anchor: tuple[int, int] | None) -> None:
         if anchor is None:
             return
         seq, offset = anchor
-        start = self._line_of_seq.get(seq)
+        start = self._line_of(seq)
         if start is not None:
             self.scroll_to(y=start + offset, animate=False, immediate=True)
 
@@ -398,23 +475,31 @@ class MessageView(ScrollView, can_focus=True):
 
     # --- rendering ---------------------------------------------------------------------
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The widget's style is the same for every line of a frame, and costly to work out.
+        self._frame_style = self.rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame_style = None
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base = self._frame_style or self.rich_style
         index = scroll_y + y
         if index >= len(self._lines):
             return Strip.blank(width, base)
         line = self._lines[index]
         if line.kind == "message":
-            strips = self._message_strips(self._messages[line.index], self._layout_width)
+            strips = self._message_strips(self._message_at(line), self._layout_width)
             strip = strips[min(line.row, len(strips) - 1)]
             style = base
-            if line.index == self._selected and self.has_focus:
+            if line.index - self._first_index == self._selected and self.has_focus:
                 style = base + self.get_component_rich_style("message-view--selected")
             strip = strip.apply_style(style)
         elif line.kind == "day":
-            label = day_label(self._messages[line.index].sent_at, self._zone)
+            label = self._day(self._message_at(line))
             strip = self._rule(label, width, "message-view--day")
         else:
             strip = self._rule("new messages", width, "message-view--new")
@@ -538,7 +623,7 @@ class MessageView(ScrollView, can_focus=True):
         bottom = min(len(self._lines), top + self.scrollable_content_region.height) - 1
         for index in range(bottom, top - 1, -1):
             if 0 <= index < len(self._lines) and self._lines[index].kind == "message":
-                self._selected = self._lines[index].index
+                self._selected = self._lines[index].index - self._first_index
                 return
         self._selected = len(self._messages) - 1 if self._messages else None
 
@@ -546,7 +631,9 @@ class MessageView(ScrollView, can_focus=True):
         message = self.selected_message
         if message is None:
             return
-        start = self._line_of_seq[message.seq]
+        start = self._line_of(message.seq)
+        if start is None:
+            return
         rows = len(self._message_strips(message, self._layout_width))
         height = self.scrollable_content_region.height
         if start < self.scroll_offset.y:
