@@ -377,19 +377,24 @@ class Store:
             row = conn.execute(
                 "SELECT last_read_seq FROM conversations WHERE conversation_key = ?", (key,)
             ).fetchone()
-            if row is None or up_to_seq <= row["last_read_seq"]:
+            newest = conn.execute(
+                "SELECT coalesce(max(seq), 0) FROM messages WHERE conversation_key = ?", (key,)
+            ).fetchone()[0]
+            # Never past the newest message: a mark beyond it would swallow later reads.
+            up_to = min(up_to_seq, newest)
+            if row is None or up_to <= row["last_read_seq"]:
                 return 0
             previous = row["last_read_seq"]
             unread = conn.execute(
                 "SELECT count(*) FROM messages WHERE conversation_key = ? AND seq > ? "
                 "AND outgoing = 0",
-                (key, up_to_seq),
+                (key, up_to),
             ).fetchone()[0]
             conn.execute(
                 """UPDATE conversations SET last_read_seq = ?, unread_count = ?,
                        mentioned = CASE WHEN ? = 0 THEN 0 ELSE mentioned END
                    WHERE conversation_key = ?""",
-                (up_to_seq, unread, unread, key),
+                (up_to, unread, unread, key),
             )
             if not send_receipts:
                 return 0
@@ -397,7 +402,7 @@ class Store:
                 """SELECT sender_id, message_id, max(seq) FROM messages
                    WHERE conversation_key = ? AND seq > ? AND seq <= ? AND outgoing = 0
                    GROUP BY sender_id""",
-                (key, previous, up_to_seq),
+                (key, previous, up_to),
             ).fetchall()
             for sender, message_id, _seq in latest:
                 receipt = ReceiveMessage(
