@@ -143,12 +143,17 @@ async def group_action(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _read_directory(client: ChatClient) -> None:
+    """Follow the directory to its end, or say that the answer comes from the cache."""
+    if await _connect(client, required=False):
+        await client.wait_directory()
+    else:
+        print("(offline: from the local cache)", file=sys.stderr)
+
+
 async def groups(settings: Settings, args: argparse.Namespace) -> int:
     async with ChatClient(settings, ProblemSink(), receive_messages=False) as client:
-        if await _connect(client, required=False):
-            await client.wait_directory()
-        else:
-            print("(offline: from the local cache)", file=sys.stderr)
+        await _read_directory(client)
         names = await client.store.groups() if args.all else await client.my_groups()
         for name in names:
             print(name)
@@ -158,10 +163,7 @@ async def groups(settings: Settings, args: argparse.Namespace) -> int:
 
 async def members(settings: Settings, args: argparse.Namespace) -> int:
     async with ChatClient(settings, ProblemSink(), receive_messages=False) as client:
-        if await _connect(client, required=False):
-            await client.wait_directory()
-        else:
-            print("(offline: from the local cache)", file=sys.stderr)
+        await _read_directory(client)
         for name in await client.members(args.group):
             print(name)
         await _finish(client)
@@ -170,8 +172,7 @@ async def members(settings: Settings, args: argparse.Namespace) -> int:
 
 async def users(settings: Settings, args: argparse.Namespace) -> int:
     async with ChatClient(settings, ProblemSink(), receive_messages=False) as client:
-        if await _connect(client, required=False):
-            await client.wait_directory()
+        await _read_directory(client)
         for name in await client.store.users():
             print(name)
         await _finish(client)

@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from chat_tui.core.sink import ClientStatus, NullSink
-from chat_tui.store.records import StatusChange, StoredMessage
+from chat_tui.core.sink import NullSink
+from chat_tui.store.records import StoredMessage
 
 
 def status_label(message: StoredMessage) -> str:
@@ -57,7 +57,7 @@ def as_text(message: StoredMessage) -> str:
     return f"{when}  {message.conversation}  {message.sender_id}: {text}{suffix}"
 
 
-class PrintingSink:
+class PrintingSink(NullSink):
     """The sink of `chat-tui tail`: prints, flushes, and only then lets the core ack."""
 
     def __init__(self, json_lines: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr):
@@ -71,15 +71,6 @@ class PrintingSink:
             self.out.write((as_json(message) if self.json_lines else as_text(message)) + "\n")
         self.out.flush()
         self.printed.extend(messages)
-
-    def status_changed(self, changes: Sequence[StatusChange]) -> None:
-        return None
-
-    def connection_changed(self, status: ClientStatus) -> None:
-        return None
-
-    def directory_changed(self) -> None:
-        return None
 
     def problem(self, text: str) -> None:
         self.err.write(f"chat-tui: {text}\n")

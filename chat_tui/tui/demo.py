@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from chat_tui.config import Settings
 from chat_tui.core.client import ChatClient
 from chat_tui.core.errors import ChatError
-from chat_tui.core.sink import ClientStatus
+from chat_tui.core.sink import NullSink
 from chat_tui.protocol.conversations import Conversation
-from chat_tui.store.records import StatusChange, StoredMessage
+from chat_tui.store.records import StoredMessage
 
 LOBBY = "lobby"
 BOT_NAMES = ("ada", "grace", "linus", "margaret", "dennis", "barbara", "ken", "radia")
@@ -44,7 +44,7 @@ DM_LINES = (
 REPLIES = ("got it", "sounds good", "ha, yes", "let me check", "👍", "on it")
 
 
-class _BotSink:
+class _BotSink(NullSink):
     """Reads everything at once (so the user sees read ticks) and answers DMs."""
 
     def __init__(self, bot: DemoBot) -> None:
@@ -53,18 +53,6 @@ class _BotSink:
     async def show(self, messages: Sequence[StoredMessage]) -> None:
         for message in messages:
             self.bot.heard(message)
-
-    def status_changed(self, changes: Sequence[StatusChange]) -> None:
-        return None
-
-    def connection_changed(self, status: ClientStatus) -> None:
-        return None
-
-    def directory_changed(self) -> None:
-        return None
-
-    def problem(self, text: str) -> None:
-        return None
 
 
 class DemoBot:
