@@ -113,6 +113,15 @@ async def test_a_redelivered_message_is_stored_once(store: Store) -> None:
     assert (await summaries(store))[TEAM] == (1, False)
 
 
+async def test_a_message_twice_in_one_batch_is_stored_and_shown_once(store: Store) -> None:
+    # A delivery from a channel that died, and its redelivery, in the same batch.
+    message = from_bob("after a reconnect")
+    result = await store.store_incoming([message, message])
+    assert [m.content for m in result.to_show] == ["after a reconnect"]
+    assert len(result.new_messages) == 1 and result.duplicates == 1
+    assert await store.message_count(TEAM) == 1
+
+
 async def test_a_stored_but_unshown_message_is_shown_on_redelivery(store: Store) -> None:
     message = from_bob("crashed before showing")
     await store.store_incoming([message])

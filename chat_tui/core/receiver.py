@@ -107,17 +107,8 @@ class InboxPipeline:
         if not valid:
             return
         deliveries = [delivery for delivery, _ in valid]
-        # One message can sit in a batch twice: a delivery from the channel that died
-        # with the broker, and its redelivery on the new one. Storing both in one
-        # transaction would show it twice (fault scenario 1), so keep the first copy.
-        unique: list[SendMessage] = []
-        seen: set[str] = set()
-        for _, message in valid:
-            if str(message.message_id) not in seen:
-                seen.add(str(message.message_id))
-                unique.append(message)
         try:
-            await self._store_and_show(unique)
+            await self._store_and_show([message for _, message in valid])
         except Exception as exc:  # StoreError, or anything the face's sink raised
             self.counters.failures += 1
             self._failures_in_a_row += 1

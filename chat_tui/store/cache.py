@@ -256,12 +256,15 @@ class Store:
         cumulative `delivered` receipts for it in the same transaction.
 
         With `durable=False` the commit skips the fsync; the caller must then call
-        `sync_to_disk()` before it acks the batch to the broker."""
+        `mark_shown(..., then_sync=True)` before it acks the batch to the broker."""
 
         def work(conn: sqlite3.Connection) -> IngestResult:
             # Set-wise: one look-up, one executemany, one read-back per batch, instead of
             # a statement per message; this runs for every message of a backlog.
             stored_at = _iso(utc_now())
+            # A message can sit in one batch twice (a delivery from a channel that died
+            # and its redelivery on the new one): keep the first copy, or it would be
+            # shown twice (fault scenario 1).
             by_id: dict[str, tuple[SendMessage, Conversation]] = {}
             for message in messages:
                 by_id.setdefault(
@@ -345,10 +348,6 @@ class Store:
             )
 
         return await self._db.transaction(work, durable=durable)
-
-    async def sync_to_disk(self) -> None:
-        """Make every commit so far survive a power cut."""
-        await self._db.sync_to_disk()
 
     async def mark_shown(self, seqs: Sequence[int], *, then_sync: bool = False) -> None:
         """The sink has shown these; a redelivery will not show them again.
