@@ -82,7 +82,7 @@ class ChatClient:
             confirm_timeout=settings.confirm_timeout,
             reconnect_interval=settings.reconnect_interval,
         )
-        self.transport.on_status = self._on_link_status
+        self.transport.on_status = self._set_link
         self.transport.on_reconnected = self._on_reconnected
         self._store: Store | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -96,6 +96,7 @@ class ChatClient:
         self._outbox_size = 0
         self._standby = False
         self._sent_waiters: dict[str, asyncio.Future[StatusChange]] = {}
+        self._link = LinkStatus(LinkState.CONNECTING)
         self.status = ClientStatus(LinkState.CONNECTING)
         self.inbox: InboxPipeline | None = None
         self.receipts: ReceiptIntake | None = None
@@ -241,9 +242,6 @@ class ChatClient:
 
     # --- status ----------------------------------------------------------------------
 
-    def _on_link_status(self, link: LinkStatus) -> None:
-        self._set_link(link)
-
     def _set_link(self, link: LinkStatus) -> None:
         if link.state is LinkState.ONLINE and self._ready:
             self._online.set()
@@ -253,7 +251,7 @@ class ChatClient:
         self._publish_status()
 
     def _publish_status(self) -> None:
-        link = getattr(self, "_link", LinkStatus(LinkState.CONNECTING))
+        link = self._link
         self.status = ClientStatus(
             state=link.state,
             next_retry_at=link.next_retry_at,
