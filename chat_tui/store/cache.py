@@ -13,7 +13,7 @@ from uuid import UUID
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.models import DirectoryEvent, ReceiveMessage, SendMessage, utc_now
 from chat_tui.protocol.outgoing import Outgoing
-from chat_tui.store.database import Database
+from chat_tui.store.database import Database, StoreError
 from chat_tui.store.records import (
     STATUS_RANK,
     ConversationSummary,
@@ -96,6 +96,36 @@ def _enqueue(conn: sqlite3.Connection, kind: str, out: Outgoing, coalesce: str |
     )
 
 
+_INSERT_ROWS = 400
+"""Rows per multi-row INSERT: 8 parameters each stays far below SQLite's limit of 32,766."""
+
+
+def _insert_messages(
+    conn: sqlite3.Connection, rows: Sequence[tuple[object, ...]], base: int
+) -> None:
+    """Insert received messages in order with multi-row INSERTs, one statement per
+    chunk rather than an executemany, which steps once per row. The caller has counted
+    on seqs base+1, base+2, ...; a surprise rolls the batch back rather than mislabel it."""
+    last = base
+    for start in range(0, len(rows), _INSERT_ROWS):
+        chunk = rows[start : start + _INSERT_ROWS]
+        values = ",".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+        cursor = conn.execute(
+            f"""INSERT INTO messages (message_id, conversation_key, sender_id, content,
+                   sent_at, stored_at, outgoing, status) VALUES {values}""",
+            [value for row in chunk for value in row],
+        )
+        last = cursor.lastrowid or 0
+    if last != base + len(rows):
+        raise StoreError("the cache handed out message seqs out of order")
+
+
+def _sequence_of_messages(conn: sqlite3.Connection) -> int:
+    """The last seq AUTOINCREMENT handed out for messages (0 before the first)."""
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
+    return int(row[0]) if row else 0
+
+
 def _ensure_conversation(conn: sqlite3.Connection, key: str) -> None:
     conn.execute("INSERT OR IGNORE INTO conversations (conversation_key) VALUES (?)", (key,))
 
@@ -107,6 +137,11 @@ class Store:
         self._db = database
         self.me = me
         self._mention = re.compile(rf"(?<![\w-])@?{re.escape(me)}(?![\w-])", re.IGNORECASE)
+        self._me_folded = me.casefold()
+
+    def _mentions_me(self, content: str) -> bool:
+        # The substring test first: most messages do not contain the name at all.
+        return self._me_folded in content.casefold() and bool(self._mention.search(content))
 
     @classmethod
     async def open(cls, path: Path, me: str) -> Store:
@@ -220,7 +255,10 @@ class Store:
                         changed.append(item.amqp_message_id)
             return [_change(m) for m in self._messages_by_id(conn, changed)]
 
-        return await self._db.transaction(work)
+        # Not durable by itself: losing it in a power cut only publishes these again
+        # with the same message IDs, and receivers deduplicate. The next durable commit
+        # syncs it.
+        return await self._db.transaction(work, durable=False)
 
     async def fail_outgoing(self, item: OutboxItem, reason: str) -> StatusChange | None:
         """The broker returned it (nobody to route to): it will never go out."""
@@ -259,75 +297,75 @@ class Store:
         `mark_shown(..., then_sync=True)` before it acks the batch to the broker."""
 
         def work(conn: sqlite3.Connection) -> IngestResult:
-            # Set-wise: one look-up, one executemany, one read-back per batch, instead of
-            # a statement per message; this runs for every message of a backlog.
+            # Set-wise: a handful of statements per batch, whatever its size. This thread
+            # needs the GIL back after every SQLite call, and during a backlog the event
+            # loop holds it most of the time parsing deliveries, so every statement is a
+            # wait of its own: no statement per message, none that can be folded away.
             stored_at = _iso(utc_now())
             # A message can sit in one batch twice (a delivery from a channel that died
             # and its redelivery on the new one): keep the first copy, or it would be
             # shown twice (fault scenario 1).
-            by_id: dict[str, tuple[SendMessage, Conversation]] = {}
+            by_id: dict[str, SendMessage] = {}
             for message in messages:
-                by_id.setdefault(
-                    str(message.message_id),
-                    (message, Conversation.of_message(message, self.me)),
-                )
+                by_id.setdefault(str(message.message_id), message)
             known = self._known_ids(conn, list(by_id))
-            fresh = [(mid, m, c) for mid, (m, c) in by_id.items() if mid not in known]
-            for key in {c.key for _, _, c in fresh}:
-                _ensure_conversation(conn, key)
-            conn.executemany(
-                """INSERT INTO messages (message_id, conversation_key, sender_id, content,
-                       sent_at, stored_at, outgoing, status)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
-                [
-                    (
-                        mid,
-                        c.key,
-                        m.sender_id,
-                        m.content,
-                        _iso(m.timestamp),
-                        stored_at,
-                        int(m.sender_id == self.me),
-                        "sent" if m.sender_id == self.me else "received",
-                    )
-                    for mid, m, c in fresh
-                ],
-            )
-            seq_of = self._seqs_of(conn, [mid for mid, _, _ in fresh])
+            fresh = [(mid, m) for mid, m in by_id.items() if mid not in known]
+            # Inside this write transaction AUTOINCREMENT hands out consecutive seqs in
+            # VALUES order, so they are known before the insert (checked after it).
+            base = _sequence_of_messages(conn)
+            conversations: dict[tuple[str | None, str | None], Conversation] = {}
+            rows: list[tuple[object, ...]] = []
             new: list[StoredMessage] = []
             latest_from: dict[tuple[str, str], str] = {}
             touched: dict[str, _ConversationDelta] = {}
-            for mid, message, conversation in sorted(fresh, key=lambda f: seq_of[f[0]]):
-                outgoing = message.sender_id == self.me
-                seq = seq_of[mid]
+            for seq, (mid, message) in enumerate(fresh, start=base + 1):
+                sender = message.sender_id
+                outgoing = sender == self.me
+                other = None if message.group_id else message.recipient_id if outgoing else sender
+                conversation = conversations.get((message.group_id, other))
+                if conversation is None:
+                    conversation = Conversation.of_message(message, self.me)
+                    conversations[(message.group_id, other)] = conversation
+                key = conversation.key
+                sent_at = _iso(message.timestamp)
+                status: MessageStatus = "sent" if outgoing else "received"
+                rows.append(
+                    (mid, key, sender, message.content, sent_at, stored_at, int(outgoing), status)
+                )
                 new.append(
                     StoredMessage(
                         seq=seq,
                         message_id=mid,
                         conversation=conversation,
-                        sender_id=message.sender_id,
+                        sender_id=sender,
                         content=message.content,
                         sent_at=message.timestamp,
                         outgoing=outgoing,
-                        status="sent" if outgoing else "received",
+                        status=status,
                     )
                 )
-                delta = touched.setdefault(conversation.key, _ConversationDelta())
-                delta.last_seq, delta.last_activity = seq, _iso(message.timestamp)
+                delta = touched.get(key)
+                if delta is None:
+                    delta = touched[key] = _ConversationDelta()
+                delta.last_seq, delta.last_activity = seq, sent_at
                 if not outgoing:
                     delta.unread += 1
-                    delta.mentioned = delta.mentioned or bool(self._mention.search(message.content))
-                    latest_from[(message.sender_id, conversation.key)] = mid
-            # One UPDATE per conversation per batch, not one per message.
-            conn.executemany(
-                """UPDATE conversations SET last_seq = ?, last_activity = ?,
-                       unread_count = unread_count + ?, mentioned = max(mentioned, ?)
-                   WHERE conversation_key = ?""",
-                [
-                    (d.last_seq, d.last_activity, d.unread, int(d.mentioned), key)
-                    for key, d in touched.items()
-                ],
-            )
+                    delta.mentioned = delta.mentioned or self._mentions_me(message.content)
+                    latest_from[(sender, key)] = mid
+            # The conversation rows first (messages reference them), each brought up to
+            # date by this batch in the same statement that creates it if need be.
+            for key, delta in touched.items():
+                conn.execute(
+                    """INSERT INTO conversations (conversation_key, last_seq, last_activity,
+                           unread_count, mentioned) VALUES (?, ?, ?, ?, ?)
+                       ON CONFLICT(conversation_key) DO UPDATE SET
+                           last_seq = excluded.last_seq,
+                           last_activity = excluded.last_activity,
+                           unread_count = unread_count + excluded.unread_count,
+                           mentioned = max(mentioned, excluded.mentioned)""",
+                    (key, delta.last_seq, delta.last_activity, delta.unread, int(delta.mentioned)),
+                )
+            _insert_messages(conn, rows, base)
             if send_delivered:
                 for (sender, key), message_id in latest_from.items():
                     receipt = ReceiveMessage(
@@ -359,11 +397,9 @@ class Store:
                 marks = ",".join("?" * len(chunk))
                 conn.execute(f"UPDATE messages SET shown = 1 WHERE seq IN ({marks})", chunk)
 
-        if seqs:
-            # Not durable by itself: losing it in a power cut only shows a message twice.
-            await self._db.transaction(work, durable=False, sync_after=then_sync)
-        elif then_sync:
-            await self._db.sync_to_disk()
+        # No transaction and no sync of its own: losing a mark in a crash or a power cut
+        # only shows a message twice.
+        await self._db.autocommit(work, sync_after=then_sync)
 
     async def mark_read(
         self, conversation: Conversation, up_to_seq: int, send_receipts: bool = True
@@ -596,17 +632,6 @@ class Store:
             ):
                 known[row[0]] = None if row[2] else row[1]
         return known
-
-    def _seqs_of(self, conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, int]:
-        seqs: dict[str, int] = {}
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            for row in conn.execute(
-                f"SELECT message_id, seq FROM messages WHERE message_id IN ({marks})", chunk
-            ):
-                seqs[row[0]] = row[1]
-        return seqs
 
     def _messages_by_id(self, conn: sqlite3.Connection, ids: Sequence[str]) -> list[StoredMessage]:
         if not ids:
