@@ -129,7 +129,7 @@ class ChatClient:
             store,
             self.sink,
             send_delivered=True,
-            on_stored=self._wake_outbox,
+            on_stored=self._wake_outbox_soon,
             on_first_delivery=self._left_standby,
         )
         self.receipts = ReceiptIntake(store, self.sink)
@@ -139,7 +139,7 @@ class ChatClient:
             self.transport,
             on_changes=self._on_status_changes,
             on_failed=self._on_send_failed,
-            on_drained=lambda: self._spawn(self._refresh_outbox_size()),
+            on_drained=self._on_outbox_drained,
         )
         self._outbox_size = await store.pending_messages()
         self._publish_status()
@@ -274,9 +274,19 @@ class ChatClient:
             self._outbox_size = size
             self._publish_status()
 
+    def _on_outbox_drained(self) -> None:
+        # Only own chat messages count as "queued" for the user; a drained outbox of
+        # receipts needs no recount.
+        if self._outbox_size:
+            self._spawn(self._refresh_outbox_size())
+
     def _wake_outbox(self) -> None:
         if self.outbox is not None:
             self.outbox.wake()
+
+    def _wake_outbox_soon(self) -> None:
+        if self.outbox is not None:
+            self.outbox.wake_soon()
 
     def _on_status_changes(self, changes: Sequence[StatusChange]) -> None:
         for change in changes:

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 WINDOW = 100
 """Publishes in flight at once: confirms are awaited together, not one by one."""
 MAX_BACKOFF = 30.0
+RECEIPT_DELAY = 0.1
+"""How long `wake_soon` lets receipts gather before publishing them."""
 
 
 def returned_reason(item: OutboxItem) -> str:
@@ -55,8 +57,21 @@ class OutboxPublisher:
         self.first_backoff = first_backoff
         self._wake = asyncio.Event()
         self._backoff = first_backoff
+        self._soon: asyncio.TimerHandle | None = None
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def wake_soon(self) -> None:
+        """Wake within RECEIPT_DELAY: for cumulative receipts, which lose nothing by
+        waiting. During a backlog every stored batch queues a `delivered` receipt; waking
+        at once cost each batch an outbox read, a publish and a commit on the one SQLite
+        thread the receive pipeline waits for. Meanwhile they coalesce in the outbox."""
+        if self._soon is None:
+            self._soon = asyncio.get_running_loop().call_later(RECEIPT_DELAY, self._wake_now)
+
+    def _wake_now(self) -> None:
+        self._soon = None
         self._wake.set()
 
     async def run(self) -> None:
@@ -69,7 +84,11 @@ class OutboxPublisher:
                     break
                 if await self._publish_window(items):
                     self._backoff = self.first_backoff
-                    continue
+                    if len(items) == WINDOW:
+                        continue
+                    # The outbox held less than a window, so it is drained; whatever was
+                    # queued since has woken us (or will, for receipts, a little later).
+                    break
                 # Wait, but let a reconnect (which calls wake) cut the wait short.
                 try:
                     async with asyncio.timeout(self._backoff):
