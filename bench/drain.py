@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from bench.baseline import AckingConsumer, consume
 from bench.bodies import group_bodies
@@ -60,18 +59,18 @@ async def chat_tui_drain(deployment: BenchDeployment, count: int) -> tuple[float
 
 async def app_drain(deployment: BenchDeployment, count: int) -> tuple[float, StallMeter]:
     """Dave's Textual app drains his inbox; the stalls are those of the app's loop."""
-    from chat_tui.core.receiver import InboxPipeline
+    from chat_tui.core.receiver import InboxPipeline, Settlement
     from chat_tui.tui.app import ChatApp
 
     watch = AckWatch(count)
-    process = InboxPipeline.process
+    settle = InboxPipeline.settle
 
-    async def process_and_count(pipeline: InboxPipeline, batch: list[Any]) -> None:
-        await process(pipeline, batch)
-        watch.batch_done(len(batch))
+    async def settle_and_count(pipeline: InboxPipeline, settlement: Settlement) -> None:
+        await settle(pipeline, settlement)
+        watch.batch_done(len(settlement.deliveries))
 
     # The app creates its client inside on_mount, so hook the class for this run only.
-    InboxPipeline.process = process_and_count  # type: ignore[method-assign,assignment]
+    InboxPipeline.settle = settle_and_count  # type: ignore[method-assign,assignment]
     try:
         async with StallMeter() as meter:
             started = time.perf_counter()
@@ -81,7 +80,7 @@ async def app_drain(deployment: BenchDeployment, count: int) -> tuple[float, Sta
             async with app.run_test(size=(120, 40)):
                 await asyncio.wait_for(watch.done.wait(), 900)
     finally:
-        InboxPipeline.process = process  # type: ignore[method-assign]
+        InboxPipeline.settle = settle  # type: ignore[method-assign]
     return watch.finished_at - started, meter
 
 

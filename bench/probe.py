@@ -1,8 +1,9 @@
 """What the benchmark watches inside a chat-tui client, without changing it.
 
 - `ProbeSink` is the face: it records when each message was handed to `show`.
-- `watch_acks` wraps the inbox pipeline's `process(batch)` of one client, which
-  returns only after the batch is stored, shown and acked, to count acked deliveries.
+- `watch_acks` wraps the inbox pipeline's `settle(settlement)` of one client, which
+  returns only after a stored and shown batch is on disk and acked, to count acked
+  deliveries.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ import asyncio
 import time
 from collections.abc import Sequence
 
-from aio_pika.abc import AbstractIncomingMessage
-
 from chat_tui.core.client import ChatClient
+from chat_tui.core.receiver import Settlement
 from chat_tui.core.sink import ClientStatus, NullSink
 from chat_tui.store.records import StatusChange, StoredMessage
 
@@ -87,11 +87,11 @@ def watch_acks(client: ChatClient, watch: AckWatch) -> None:
     before the client's connect task had a chance to run."""
     pipeline = client.inbox
     assert pipeline is not None, "the client is not started"
-    process = pipeline.process
+    settle = pipeline.settle
 
-    async def process_and_count(batch: list[AbstractIncomingMessage]) -> None:
-        await process(batch)
-        watch.batch_done(len(batch))
+    async def settle_and_count(settlement: Settlement) -> None:
+        await settle(settlement)
+        watch.batch_done(len(settlement.deliveries))
 
-    # An instance attribute shadows the method that InboxPipeline.run() calls.
-    pipeline.process = process_and_count  # type: ignore[method-assign]
+    # An instance attribute shadows the method that the pipeline's settling stage calls.
+    pipeline.settle = settle_and_count  # type: ignore[method-assign]

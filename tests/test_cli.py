@@ -25,6 +25,7 @@ from aio_pika.abc import AbstractRobustConnection
 from yarl import URL
 
 from chat_tui.core.client import ChatClient
+from chat_tui.core.receiver import BATCH_SIZE
 from chat_tui.protocol.conversations import Conversation
 from tests.conftest import Deployment, eventually
 from tests.test_wire_format import queue_depth
@@ -164,11 +165,11 @@ async def wait_until_blocked(read_end: int, timeout: float = 30.0) -> None:
 async def test_receiver_killed_before_acking_loses_nothing_and_stores_no_duplicate(
     deployment: Deployment, raw: AbstractRobustConnection
 ) -> None:
-    total = 200
+    total = 2 * BATCH_SIZE  # more than one batch: some stored, some not, at the kill
     ok(await run(deployment, "users", "--user", "bob"))
     alice = await deployment.client("alice")
     await eventually(lambda: _knows(alice, "bob"), what="alice to know bob")
-    # About 1.3 KB per printed line: the 64 KiB pipe holds far fewer than 200 lines.
+    # About 1.3 KB per printed line: the 64 KiB pipe holds far fewer than a batch.
     texts = [f"{i:04d} " + "x" * 1000 for i in range(total)]
     sent = [await alice.send(Conversation.dm("bob"), text) for text in texts]
     assert await alice.flush(20)

@@ -99,7 +99,7 @@ async def tail(settings: Settings, args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         if args.count is not None:
-            client.inbox.limit_next_batches(args.count)
+            client.inbox.show_at_most(args.count)
         seen = 0
         loop = asyncio.get_running_loop()
         last_activity = loop.time()
@@ -113,8 +113,6 @@ async def tail(settings: Settings, args: argparse.Namespace) -> int:
                 fresh = sink.printed[seen:]
                 seen = len(sink.printed)
                 last_activity = loop.time()
-                if args.count is not None:
-                    client.inbox.limit_next_batches(args.count - seen)
                 await _mark_read(client, fresh)
         await _finish(client)
     return 0

@@ -2,7 +2,7 @@
 
 After a reconnect, deliveries from the old channel can still sit in a batch. Their
 delivery tags mean nothing on the new channel, and the broker has already requeued
-them, so they are skipped here; aio-pika raises ChannelInvalidStateError for them.
+them, so they are skipped here.
 """
 
 from __future__ import annotations
@@ -10,8 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from aio_pika.abc import AbstractIncomingMessage
-from aio_pika.exceptions import ChannelInvalidStateError
+from chat_tui.transport.consumers import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -22,20 +21,13 @@ log = logging.getLogger(__name__)
 _SETTLE_ERRORS = (Exception,)
 
 
-def _channel_id(message: AbstractIncomingMessage) -> int | None:
-    try:
-        return id(message.channel)
-    except ChannelInvalidStateError:
-        return None
-
-
-async def ack_all(messages: Sequence[AbstractIncomingMessage]) -> int:
+async def ack_all(messages: Sequence[Delivery]) -> int:
     """Ack with `multiple` up to the last delivery of each live channel; return how many
     deliveries were covered."""
-    last_per_channel: dict[int, AbstractIncomingMessage] = {}
+    last_per_channel: dict[int, Delivery] = {}
     covered: dict[int, int] = {}
     for message in messages:
-        key = _channel_id(message)
+        key = message.channel_key
         if key is None:
             continue
         last_per_channel[key] = message
@@ -43,24 +35,26 @@ async def ack_all(messages: Sequence[AbstractIncomingMessage]) -> int:
     done = 0
     for key, last in last_per_channel.items():
         try:
-            await last.ack(multiple=True)
+            await last.ack_through()
             done += covered[key]
         except _SETTLE_ERRORS as exc:
             log.info("ack skipped, the broker will redeliver: %s", exc)
     return done
 
 
-async def reject(message: AbstractIncomingMessage) -> None:
+async def reject(message: Delivery) -> None:
     """Reject without requeue: the queue dead-letters it to NS.dead."""
     try:
-        await message.reject(requeue=False)
+        await message.reject()
     except _SETTLE_ERRORS as exc:
         log.info("reject skipped, the broker will redeliver: %s", exc)
 
 
-async def requeue(messages: Sequence[AbstractIncomingMessage]) -> None:
+async def requeue(messages: Sequence[Delivery]) -> None:
     for message in messages:
+        if message.channel_key is None:
+            continue
         try:
-            await message.nack(requeue=True)
+            await message.requeue()
         except _SETTLE_ERRORS as exc:
             log.info("nack skipped, the broker will redeliver: %s", exc)

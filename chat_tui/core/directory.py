@@ -11,12 +11,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from aio_pika.abc import AbstractIncomingMessage
-
 from chat_tui.core.acking import ack_all
 from chat_tui.core.batching import Batcher
 from chat_tui.protocol.models import DirectoryEvent, MalformedMessageError, decode
 from chat_tui.store.cache import Store
+from chat_tui.transport.consumers import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +25,12 @@ class DirectoryFollower:
         self.store = store
         self.on_change = on_change
         self.quiet = quiet
-        self.batcher: Batcher[AbstractIncomingMessage] = Batcher(1000, 0.02)
+        self.batcher: Batcher[Delivery] = Batcher(1000, 0.02)
         self.invalid = 0
         self._last_activity: float | None = None  # None: not following yet
         self._pending = 0
 
-    async def on_delivery(self, message: AbstractIncomingMessage) -> None:
+    def on_delivery(self, message: Delivery) -> None:
         self._last_activity = asyncio.get_running_loop().time()
         self._pending += 1
         self.batcher.put(message)

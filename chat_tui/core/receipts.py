@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aio_pika.abc import AbstractIncomingMessage
-
 from chat_tui.core.acking import ack_all, reject, requeue
 from chat_tui.core.batching import Batcher
 from chat_tui.core.sink import Sink
 from chat_tui.protocol.models import MalformedMessageError, ReceiveMessage, decode
 from chat_tui.protocol.names import receipt_key
 from chat_tui.store.cache import Store
+from chat_tui.transport.consumers import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +21,10 @@ class ReceiptIntake:
     def __init__(self, store: Store, sink: Sink) -> None:
         self.store = store
         self.sink = sink
-        self.batcher: Batcher[AbstractIncomingMessage] = Batcher(200, 0.01)
+        self.batcher: Batcher[Delivery] = Batcher(200, 0.01)
         self.rejected = 0
 
-    async def on_delivery(self, message: AbstractIncomingMessage) -> None:
+    def on_delivery(self, message: Delivery) -> None:
         self.batcher.put(message)
 
     async def run(self) -> None:
@@ -37,9 +36,9 @@ class ReceiptIntake:
                 log.exception("processing receipts failed")
                 self.sink.problem(f"processing receipts failed, they will be redelivered: {exc}")
 
-    async def process(self, batch: list[AbstractIncomingMessage]) -> None:
+    async def process(self, batch: list[Delivery]) -> None:
         receipts: list[ReceiveMessage] = []
-        settled: list[AbstractIncomingMessage] = []
+        settled: list[Delivery] = []
         for delivery in batch:
             try:
                 decoded = decode(delivery.body)

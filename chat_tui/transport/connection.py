@@ -23,9 +23,9 @@ from typing import Any, Protocol
 import aio_pika
 from aio_pika.abc import (
     AbstractExchange,
-    AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
+    AbstractRobustQueue,
 )
 from aio_pika.exceptions import (
     AMQPError,
@@ -38,6 +38,7 @@ from yarl import URL
 
 from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import Names, group_key
+from chat_tui.transport.consumers import DeliveryHandler, QueueConsumer
 from chat_tui.transport.topology import (
     declare_personal,
     declare_shared,
@@ -46,8 +47,6 @@ from chat_tui.transport.topology import (
 )
 
 log = logging.getLogger(__name__)
-
-MessageHandler = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
 
 class Publishable(Protocol):
@@ -115,7 +114,7 @@ class Transport:
         heartbeat: int = 10,
         confirm_timeout: float = 10.0,
         reconnect_interval: float = 2.0,
-        prefetch: int = 400,
+        prefetch: int = 1600,
     ) -> None:
         self.url = url
         self.names = names
@@ -123,6 +122,9 @@ class Transport:
         self.heartbeat = heartbeat
         self.confirm_timeout = confirm_timeout
         self.reconnect_interval = reconnect_interval
+        # Four of the inbox pipeline's batches of 400: one settling, one waiting to
+        # settle, one being stored, and the next arriving meanwhile, so the broker keeps
+        # sending during a backlog instead of waiting for each ack.
         self.prefetch = prefetch
         self.on_status: Callable[[LinkStatus], None] = lambda status: None
         self.on_reconnected: Callable[[], Awaitable[None]] | None = None
@@ -282,18 +284,25 @@ class Transport:
 
     # --- consuming -------------------------------------------------------------------
 
-    async def consume_inbox(self, handler: MessageHandler) -> None:
-        assert self._inbox is not None
-        await self._inbox.consume(handler, no_ack=False)
+    async def consume_inbox(self, handler: DeliveryHandler) -> None:
+        await self._consume(self._inbox, handler)
 
-    async def consume_receipts(self, handler: MessageHandler) -> None:
-        assert self._receipts is not None
-        await self._receipts.consume(handler, no_ack=False)
+    async def consume_receipts(self, handler: DeliveryHandler) -> None:
+        await self._consume(self._receipts, handler)
 
-    async def consume_directory(self, handler: MessageHandler) -> None:
-        """Follow the directory stream from its first entry."""
-        assert self._directory is not None
-        await self._directory.consume(handler, no_ack=False, arguments={"x-stream-offset": "first"})
+    async def consume_directory(self, handler: DeliveryHandler) -> None:
+        """Follow the directory stream from its first entry (again after a reconnect;
+        folding it is idempotent)."""
+        await self._consume(self._directory, handler, {"x-stream-offset": "first"})
+
+    async def _consume(
+        self,
+        queue: AbstractQueue | None,
+        handler: DeliveryHandler,
+        arguments: dict[str, Any] | None = None,
+    ) -> None:
+        assert isinstance(queue, AbstractRobustQueue), "connect() first"
+        await QueueConsumer(queue, handler, arguments).start()
 
     # --- group bindings --------------------------------------------------------------
 

@@ -1,0 +1,113 @@
+"""Consuming a queue one layer below aio-pika's consumer API.
+
+aio-pika wraps every delivery in an `IncomingMessage` (a dozen attribute writes through
+a checked `__setattr__`) and runs the callback in a task of its own, on top of the task
+aiormq already runs for it. During a backlog that was about a quarter of the event
+loop's time per message (docs/performance.md, "Backlog drain"), and the loop is what a
+drain is bound by. So the client's consumers register with aiormq directly and get a
+`Delivery`: the body, the routing key and the three ways to settle it.
+
+aio-pika still owns everything around the consumer: the robust channel and its queue
+are restored after a reconnect (QoS, declaration, bindings), and the channel's
+`reopen_callbacks` tell a `QueueConsumer` to register again on the new channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import aiormq.abc
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustQueue
+from aiormq import spec
+
+log = logging.getLogger(__name__)
+
+
+class Delivery:
+    """One delivery from a queue; settle it with exactly one of its methods."""
+
+    __slots__ = ("_channel", "body", "routing_key", "tag")
+
+    def __init__(self, message: aiormq.abc.DeliveredMessage) -> None:
+        delivery = message.delivery
+        assert isinstance(delivery, spec.Basic.Deliver)
+        self.body: bytes = message.body
+        self.routing_key: str = delivery.routing_key or ""
+        self.tag: int = delivery.delivery_tag or 0
+        self._channel = message.channel
+
+    @property
+    def channel_key(self) -> int | None:
+        """Which channel it came on, or None once that channel is closed: its tag means
+        nothing on the channel that replaced it, and the broker has requeued it."""
+        channel = self._channel
+        return None if channel.is_closed else id(channel)
+
+    async def ack_through(self) -> None:
+        """Ack this delivery and every earlier one of its channel (`multiple`)."""
+        await self._channel.basic_ack(self.tag, multiple=True)
+
+    async def reject(self) -> None:
+        """Reject without requeue: the queue dead-letters it if it has a DLX."""
+        await self._channel.basic_reject(self.tag, requeue=False)
+
+    async def requeue(self) -> None:
+        await self._channel.basic_reject(self.tag, requeue=True)
+
+
+DeliveryHandler = Callable[[Delivery], None]
+"""Called once per delivery, on the event loop; it must not block (hand over and return)."""
+
+
+class QueueConsumer:
+    """Consumes one robust queue with a `DeliveryHandler`, across reconnects."""
+
+    def __init__(
+        self,
+        queue: AbstractRobustQueue,
+        handler: DeliveryHandler,
+        arguments: dict[str, Any] | None = None,
+    ) -> None:
+        channel = queue.channel
+        assert isinstance(channel, AbstractRobustChannel)
+        self._channel: AbstractRobustChannel = channel
+        self._queue_name = queue.name
+        self._handler = handler
+        self._arguments = arguments
+        self._tag: str | None = None
+
+    async def start(self) -> None:
+        self._channel.reopen_callbacks.add(self._on_reopen)
+        await self._register()
+
+    async def _register(self) -> None:
+        underlay = await self._channel.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(self._on_cancelled)
+        result = await underlay.basic_consume(
+            self._queue_name, self._deliver, no_ack=False, arguments=self._arguments
+        )
+        self._tag = result.consumer_tag
+
+    async def _deliver(self, message: aiormq.abc.DeliveredMessage) -> None:
+        # aiormq runs this in a task per delivery already; hand over without another.
+        self._handler(Delivery(message))
+
+    async def _on_reopen(self, _channel: Any) -> None:
+        # aio-pika reopened the channel (after a reconnect or a channel error) and
+        # restored the queue; the consumer is ours to restore.
+        await self._register()
+
+    async def _on_cancelled(self, frame: spec.Basic.Cancel) -> None:
+        if frame.consumer_tag != self._tag:
+            return
+        # The broker dropped the consumer (say, the queue was deleted). Consuming again
+        # either works, or fails on a missing queue, which closes the channel; aio-pika
+        # then restores it (declaring the queue again) and `_on_reopen` registers us.
+        log.warning("the broker cancelled the consumer of %s; consuming again", self._queue_name)
+        with contextlib.suppress(Exception):
+            await asyncio.sleep(0.5)
+            await self._register()
