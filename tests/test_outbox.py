@@ -3,6 +3,7 @@ message_id, and a DM nobody can receive ends as a clear failure, never a silent 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import pytest
@@ -114,3 +115,38 @@ async def test_invalid_text_is_refused_before_anything_is_stored(deployment: Dep
     at_limit = await alice.send(Conversation.dm("bob"), "x" * 16384)
     assert (await alice.wait_sent(at_limit.message_id, timeout=10)).status != "failed"
     assert await alice.store.message_count(Conversation.dm("bob")) == 1
+
+
+async def test_a_burst_of_messages_goes_out_once_each_and_in_order(deployment: Deployment) -> None:
+    # A message sent while the publisher is idle goes out without being read back from
+    # the outbox; one sent while a window is in flight waits for its turn in the table.
+    # Mixed with receipts and a group, each must still leave exactly once, in order.
+    bob_sink = RecordingSink()
+    alice = await deployment.client("alice")
+    bob = await deployment.client("bob", bob_sink)
+    await eventually(lambda: knows(alice, "bob"), what="alice to know bob")
+    await alice.create_group("burst")
+    await eventually(lambda: _has_group(bob, "burst"), what="bob to see the group")
+    await bob.join_group("burst")
+    await eventually(lambda: _member(alice, "burst", "bob"), what="alice to see bob join")
+    texts: list[str] = []
+    for round_number in range(5):
+        burst = [f"dm {round_number}.{i}" for i in range(20)]
+        await asyncio.gather(*(alice.send(Conversation.dm("bob"), text) for text in burst))
+        texts += burst
+        await alice.send(Conversation.group("burst"), f"group {round_number}")
+        texts.append(f"group {round_number}")
+        await asyncio.sleep(0.01 * round_number)
+    assert await alice.flush(20)
+    await eventually(lambda: len(bob_sink.shown) >= len(texts), what="bob to get the burst")
+    await asyncio.sleep(0.3)  # anything published twice would arrive by now
+    assert bob_sink.contents() == texts
+    assert bob.inbox is not None and bob.inbox.counters.duplicates == 0
+
+
+async def _has_group(client: ChatClient, group: str) -> bool:
+    return group in await client.store.groups()
+
+
+async def _member(client: ChatClient, group: str, user: str) -> bool:
+    return user in await client.store.members(group)

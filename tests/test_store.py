@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from chat_tui.protocol.conversations import Conversation
-from chat_tui.protocol.models import SendMessage
-from chat_tui.store.cache import Store
+from chat_tui.protocol.models import DirectoryEvent, SendMessage
+from chat_tui.store.cache import SendRefused, Store
 from chat_tui.store.database import StoreError
-from chat_tui.store.records import StoredMessage
+from chat_tui.store.records import SendRefusal, StoredMessage
 from chat_tui.store.schema import SCHEMA_VERSION
 
 TEAM = Conversation.group("team")
@@ -33,6 +33,14 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
     opened = await Store.open(tmp_path / "alice.sqlite3", "alice")
     yield opened
     await opened.close()
+
+
+async def team_of(store: Store, *members: str) -> None:
+    """The directory knows alice, bob and carol, and #team with `members` in it."""
+    events = [DirectoryEvent(event="registered", user_id=u) for u in ("alice", "bob", "carol")]
+    events.append(DirectoryEvent(event="created", user_id=members[0], group_id="team"))
+    events += [DirectoryEvent(event="joined", user_id=m, group_id="team") for m in members]
+    await store.apply_directory(events)
 
 
 async def summaries(store: Store) -> dict[Conversation, tuple[int, bool]]:
@@ -75,9 +83,41 @@ async def test_mark_read_resets_unread_up_to_what_was_shown(store: Store) -> Non
 
 async def test_sending_counts_as_reading(store: Store) -> None:
     await store.store_incoming([from_bob("@alice ping"), from_bob("ping again")])
+    await team_of(store, "alice", "bob")
     mine = SendMessage(message_id=uuid.uuid4(), sender_id="alice", group_id="team", content="hi")
-    await store.enqueue_message(mine, recipient_count=1)
+    stored, item = await store.enqueue_message(mine)
     assert (await summaries(store))[TEAM] == (0, False)
+    assert stored.recipient_count == 1 and stored.status == "queued"
+    assert (await store.outbox())[-1] == item
+
+
+async def test_a_message_that_cannot_be_delivered_is_refused_and_not_written(
+    store: Store,
+) -> None:
+    await team_of(store, "bob", "carol")
+
+    async def refusal(group_id: str | None = None, recipient_id: str | None = None) -> SendRefusal:
+        message = SendMessage(
+            message_id=uuid.uuid4(),
+            sender_id="alice",
+            group_id=group_id,
+            recipient_id=recipient_id,
+            content="?",
+        )
+        with pytest.raises(SendRefused) as refused:
+            await store.enqueue_message(message)
+        return refused.value.reason
+
+    assert await refusal(group_id="team") is SendRefusal.NOT_A_MEMBER
+    assert await refusal(group_id="nope") is SendRefusal.UNKNOWN_GROUP
+    assert await refusal(recipient_id="zed") is SendRefusal.UNKNOWN_USER
+    # Offline the directory may be behind: a DM to someone it does not know yet is queued.
+    unknown = SendMessage(
+        message_id=uuid.uuid4(), sender_id="alice", recipient_id="zed", content="!"
+    )
+    await store.enqueue_message(unknown, refuse_unknown_user=False)
+    assert [item.amqp_message_id for item in await store.outbox()] == [str(unknown.message_id)]
+    assert await store.message_count(TEAM) == 0
 
 
 async def test_history_pages_back_and_forward(store: Store) -> None:
@@ -145,7 +185,7 @@ async def test_a_reopened_store_keeps_messages_outbox_and_directory(tmp_path: Pa
     store = await Store.open(path, "alice")
     await store.store_incoming([from_bob("kept")])
     mine = SendMessage(message_id=uuid.uuid4(), sender_id="alice", recipient_id="bob", content="q")
-    await store.enqueue_message(mine, recipient_count=1)
+    await store.enqueue_message(mine)
     await store.set_meta("theme", "nord")
     await store.close()
 

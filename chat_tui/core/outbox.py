@@ -58,8 +58,23 @@ class OutboxPublisher:
         self._wake = asyncio.Event()
         self._backoff = first_backoff
         self._soon: asyncio.TimerHandle | None = None
+        self._unread_rows = True
+        """Rows may wait in the outbox table that were not handed to us: read it."""
+        self._handed: list[OutboxItem] = []
+        self._seen_through = 0
+        """The highest outbox seq read or published so far."""
 
     def wake(self) -> None:
+        """Rows were queued that only the outbox table knows of."""
+        self._unread_rows = True
+        self._wake.set()
+
+    def hand(self, item: OutboxItem) -> None:
+        """A message just committed to the outbox: publish it without reading it back,
+        one trip to the SQLite thread fewer on the sender's path. When rows may wait
+        ahead of it (queued offline, or a publish is being retried), the table is read
+        as usual, and it goes out in its turn."""
+        self._handed.append(item)
         self._wake.set()
 
     def wake_soon(self) -> None:
@@ -72,24 +87,41 @@ class OutboxPublisher:
 
     def _wake_now(self) -> None:
         self._soon = None
-        self._wake.set()
+        self.wake()
+
+    async def _next_items(self) -> tuple[list[OutboxItem], bool]:
+        """The next items to publish, and whether more may wait behind them."""
+        if not self._unread_rows:
+            handed, self._handed = self._handed, []
+            # A handed row may also have been in a read that began after its commit.
+            return [item for item in handed if item.seq > self._seen_through], False
+        self._unread_rows = False
+        # Everything handed so far was committed before this read: it reads them too.
+        self._handed.clear()
+        items = await self.store.outbox(WINDOW)
+        more = len(items) == WINDOW
+        self._unread_rows = self._unread_rows or more
+        return items, more
 
     async def run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self.transport.online:
-                items = await self.store.outbox(WINDOW)
+                items, more = await self._next_items()
                 if not items:
                     break
+                self._seen_through = max(self._seen_through, items[-1].seq)
                 if await self._publish_window(items):
                     self._backoff = self.first_backoff
-                    if len(items) == WINDOW:
+                    if more:
                         continue
-                    # The outbox held less than a window, so it is drained; whatever was
-                    # queued since has woken us (or will, for receipts, a little later).
+                    # Drained; whatever was queued since has woken us (or will, for
+                    # receipts, a little later).
                     break
-                # Wait, but let a reconnect (which calls wake) cut the wait short.
+                # The outbox table still holds what failed: retry from there, after a
+                # wait that a reconnect (which calls wake) cuts short.
+                self._unread_rows = True
                 try:
                     async with asyncio.timeout(self._backoff):
                         await self._wake.wait()

@@ -21,6 +21,7 @@ from chat_tui.store.records import (
     MemberReceipt,
     MessageStatus,
     OutboxItem,
+    SendRefusal,
     StatusChange,
     StoredMessage,
 )
@@ -75,9 +76,10 @@ def _change(message: StoredMessage) -> StatusChange:
     )
 
 
-def _enqueue(conn: sqlite3.Connection, kind: str, out: Outgoing, coalesce: str | None) -> None:
+def _enqueue(conn: sqlite3.Connection, kind: str, out: Outgoing, coalesce: str | None) -> int:
+    """Add to the outbox; return the row's seq."""
     # A newer cumulative receipt replaces one still waiting: only the latest matters.
-    conn.execute(
+    cursor = conn.execute(
         """INSERT INTO outbox (kind, routing_key, message_type, amqp_message_id, body,
                                coalesce_key, created_at)
            VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -94,6 +96,7 @@ def _enqueue(conn: sqlite3.Connection, kind: str, out: Outgoing, coalesce: str |
             _iso(utc_now()),
         ),
     )
+    return cursor.lastrowid or 0
 
 
 _INSERT_ROWS = 400
@@ -124,6 +127,47 @@ def _sequence_of_messages(conn: sqlite3.Connection) -> int:
     """The last seq AUTOINCREMENT handed out for messages (0 before the first)."""
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
     return int(row[0]) if row else 0
+
+
+class SendRefused(Exception):
+    """An own message cannot go where it is addressed; nothing was written."""
+
+    def __init__(self, reason: SendRefusal, target: str) -> None:
+        super().__init__(f"{reason.value}: {target}")
+        self.reason = reason
+        self.target = target
+
+
+def _recipients_or_refuse(
+    conn: sqlite3.Connection, message: SendMessage, me: str, *, refuse_unknown_user: bool
+) -> int:
+    """How many others a message goes to, or SendRefused."""
+    if message.group_id is not None:
+        members = [
+            row[0]
+            for row in conn.execute(
+                "SELECT user_id FROM directory_members WHERE group_id = ?", (message.group_id,)
+            )
+        ]
+        if me not in members:
+            known = conn.execute(
+                "SELECT 1 FROM directory_groups WHERE group_id = ?", (message.group_id,)
+            ).fetchone()
+            reason = SendRefusal.NOT_A_MEMBER if known else SendRefusal.UNKNOWN_GROUP
+            raise SendRefused(reason, message.group_id)
+        return len(members) - 1
+    recipient = message.recipient_id
+    assert recipient is not None
+    if refuse_unknown_user:
+        # An empty directory says nothing yet (a first start before it was read).
+        row = conn.execute(
+            """SELECT EXISTS(SELECT 1 FROM directory_users),
+                      EXISTS(SELECT 1 FROM directory_users WHERE user_id = ?)""",
+            (recipient,),
+        ).fetchone()
+        if row[0] and not row[1]:
+            raise SendRefused(SendRefusal.UNKNOWN_USER, recipient)
+    return 1
 
 
 def _ensure_conversation(conn: sqlite3.Connection, key: str) -> None:
@@ -162,38 +206,52 @@ class Store:
 
     # --- send path -------------------------------------------------------------------
 
-    async def enqueue_message(self, message: SendMessage, recipient_count: int) -> StoredMessage:
-        """Write an own message to the outbox and the messages table in one transaction."""
+    async def enqueue_message(
+        self, message: SendMessage, *, refuse_unknown_user: bool = True, durable: bool = True
+    ) -> tuple[StoredMessage, OutboxItem]:
+        """Check that the message can go where it is addressed, then write it to the
+        outbox and the messages table, all in one transaction (one trip to the SQLite
+        thread on the sender's path). Raises SendRefused.
+
+        A direct message to a user the directory does not know is refused only with
+        `refuse_unknown_user` (offline, the directory may be behind). With
+        `durable=False` the caller syncs with `sync()` (while the publish is on its
+        way)."""
         conversation = Conversation.of_message(message, self.me)
         out = Outgoing.chat(message)
+        message_id = str(message.message_id)
+        sent_at = _iso(message.timestamp)
 
-        def work(conn: sqlite3.Connection) -> StoredMessage:
+        def work(conn: sqlite3.Connection) -> tuple[StoredMessage, OutboxItem]:
+            recipient_count = _recipients_or_refuse(
+                conn, message, self.me, refuse_unknown_user=refuse_unknown_user
+            )
             _ensure_conversation(conn, conversation.key)
-            _enqueue(conn, "message", out, None)
+            outbox_seq = _enqueue(conn, "message", out, None)
             cursor = conn.execute(
                 """INSERT INTO messages (message_id, conversation_key, sender_id, content,
                        sent_at, stored_at, outgoing, status, recipient_count, shown)
                    VALUES (?, ?, ?, ?, ?, ?, 1, 'queued', ?, 1)""",
                 (
-                    str(message.message_id),
+                    message_id,
                     conversation.key,
                     message.sender_id,
                     message.content,
-                    _iso(message.timestamp),
+                    sent_at,
                     _iso(utc_now()),
                     recipient_count,
                 ),
             )
-            seq = cursor.lastrowid
+            seq = cursor.lastrowid or 0
             # Sending is reading: everything before an own message counts as read.
             conn.execute(
                 """UPDATE conversations SET last_seq = ?, last_activity = ?, unread_count = 0,
                        mentioned = 0, last_read_seq = ? WHERE conversation_key = ?""",
-                (seq, _iso(message.timestamp), seq, conversation.key),
+                (seq, sent_at, seq, conversation.key),
             )
-            return StoredMessage(
-                seq=seq or 0,
-                message_id=str(message.message_id),
+            stored = StoredMessage(
+                seq=seq,
+                message_id=message_id,
                 conversation=conversation,
                 sender_id=message.sender_id,
                 content=message.content,
@@ -202,8 +260,22 @@ class Store:
                 status="queued",
                 recipient_count=recipient_count,
             )
+            item = OutboxItem(
+                seq=outbox_seq,
+                kind="message",
+                routing_key=out.routing_key,
+                message_type=out.message_type,
+                amqp_message_id=out.amqp_message_id,
+                body=out.body,
+                attempts=0,
+            )
+            return stored, item
 
-        return await self._db.transaction(work)
+        return await self._db.transaction(work, durable=durable)
+
+    async def sync(self) -> None:
+        """Make every commit so far survive a power cut."""
+        await self._db.sync()
 
     async def enqueue_directory(self, event: DirectoryEvent) -> None:
         await self._db.transaction(

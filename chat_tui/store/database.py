@@ -118,6 +118,10 @@ class Database:
 
         return await self.run(_write)
 
+    async def sync(self) -> None:
+        """fsync the log: every commit so far survives a power cut."""
+        await self.run(lambda _conn: self._fsync_log())
+
     def _fsync_log(self) -> None:
         """fsync the write-ahead log, where commits made without a sync live until the
         next checkpoint (which syncs the database file itself).

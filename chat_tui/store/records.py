@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal
 
 from chat_tui.protocol.conversations import Conversation
@@ -50,6 +51,14 @@ class OutboxItem:
     amqp_message_id: str
     body: bytes
     attempts: int
+
+
+class SendRefusal(StrEnum):
+    """Why an own message cannot be sent (checked when it is queued)."""
+
+    UNKNOWN_USER = "unknown user"
+    UNKNOWN_GROUP = "unknown group"
+    NOT_A_MEMBER = "not a member"
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ async def fill_sample_cache(settings: Settings) -> None:
             ]
         )
         await store.mark_read(Conversation.group("lobby"), 10**9, send_receipts=False)
-        own = await store.enqueue_message(
+        own, _ = await store.enqueue_message(
             SendMessage(
                 message_id=_id(200),
                 sender_id=me,
@@ -77,7 +77,6 @@ async def fill_sample_cache(settings: Settings) -> None:
                 content="great, I'll push the release notes",
                 timestamp=DAY_ONE + 5 * minute,
             ),
-            3,
         )
         await store.confirm_published(await store.outbox())
         await store.apply_receipts(
@@ -118,7 +117,6 @@ async def fill_sample_cache(settings: Settings) -> None:
                 content="on my way (typed offline: still queued)",
                 timestamp=DAY_TWO + 2 * minute,
             ),
-            3,
         )
         await store.store_incoming(
             [
@@ -127,7 +125,7 @@ async def fill_sample_cache(settings: Settings) -> None:
                 _incoming(600, "carol", "lunch today?", DAY_TWO + 5 * minute, to=me),
             ]
         )
-        dm = await store.enqueue_message(
+        dm, _ = await store.enqueue_message(
             SendMessage(
                 message_id=_id(700),
                 sender_id=me,
@@ -135,7 +133,6 @@ async def fill_sample_cache(settings: Settings) -> None:
                 content="thanks for the review",
                 timestamp=DAY_ONE + 30 * minute,
             ),
-            1,
         )
         assert own.seq and dm.seq
         await store.confirm_published(
