@@ -5,23 +5,20 @@ client receives, stores it and hands it to his sink. One message at a time, DMs 
 group messages alternating, each confirmed to alice before the next.
 Baseline: plain aio-pika publishing a persistent message of the same size with a
 confirm, and a consumer that acks it; the time until that ack.
+Both senders run in a process of their own (bench/latency_peer.py), as a sender does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import statistics
-import time
 
 from bench.baseline import AckingConsumer, consume
-from bench.bodies import content, group_body
 from bench.deployment import PREFETCH, BenchDeployment, group_with
+from bench.latency_peer import LatencyPeer
 from bench.probe import ProbeSink
 from bench.report import Goal, Result
-from bench.sender import open_exchange, persistent
 from bench.sizes import Sizes
-from chat_tui.protocol.conversations import Conversation
-from chat_tui.protocol.names import group_key
 
 PAUSE = 0.02
 """Between samples, so that receipts and bookkeeping of one do not delay the next."""
@@ -39,29 +36,37 @@ def percentile(samples: list[float], percent: int) -> float:
 
 async def chat_tui_latencies(deployment: BenchDeployment, count: int) -> dict[str, list[float]]:
     sink = ProbeSink(record_arrivals=True)
-    alice_sink = ProbeSink()
-    alice = await deployment.client("alice", alice_sink)
+    alice = await deployment.client("alice")
     bob = await deployment.client("bob", sink)
     await group_with(alice, [bob], GROUP)
-    samples: dict[str, list[float]] = {"dm": [], "group": []}
-    conversations = {"dm": Conversation.dm("bob"), "group": Conversation.group(GROUP)}
-    for index in range(count + WARM_UP):
-        kind = "dm" if index % 2 else "group"
-        started = time.perf_counter()
-        stored = await alice.send(conversations[kind], content(index))
-        arrived = await asyncio.wait_for(sink.wait_for(stored.message_id), 30)
-        await asyncio.wait_for(alice_sink.wait_settled(stored.message_id), 30)
-        if index >= WARM_UP:
-            samples[kind].append(arrived - started)
-        await asyncio.sleep(PAUSE)
+    await alice.flush(30)
+    # alice goes on in a process of her own, from the same cache.
     await deployment.stop_client(alice)
+    samples: dict[str, list[float]] = {"dm": [], "group": []}
+    peer = LatencyPeer(
+        "chat",
+        deployment.amqp_url,
+        deployment.namespace,
+        "--user=alice",
+        f"--group={GROUP}",
+        "--peer=bob",
+        f"--data-dir={deployment.data_dir}",
+    )
+    async with peer:
+        for index in range(count + WARM_UP):
+            kind = "dm" if index % 2 else "group"
+            started, message_id = await peer.send(kind, index)
+            arrived = await asyncio.wait_for(sink.wait_for(message_id), 30)
+            await peer.wait_settled()
+            if index >= WARM_UP:
+                samples[kind].append(arrived - started)
+            await asyncio.sleep(PAUSE)
     await deployment.stop_client(bob)
     return samples
 
 
 async def plain_latencies(deployment: BenchDeployment, count: int) -> list[float]:
     consumer_connection = await deployment.connect()
-    publisher_connection, exchange = await open_exchange(deployment.amqp_url, deployment.names)
     try:
         channel = await consumer_connection.channel()
         await channel.set_qos(prefetch_count=PREFETCH)
@@ -70,19 +75,23 @@ async def plain_latencies(deployment: BenchDeployment, count: int) -> list[float
         consumer.record_arrivals = True
         await consume(queue, consumer)
         samples: list[float] = []
-        for index in range(count + WARM_UP):
-            body = group_body("alice", BASELINE_GROUP, index)
-            started = time.perf_counter()
-            await exchange.publish(
-                persistent(body), group_key(BASELINE_GROUP), mandatory=True, timeout=30
-            )
-            arrived = await asyncio.wait_for(consumer.wait_for(body), 30)
-            if index >= WARM_UP:
-                samples.append(arrived - started)
-            await asyncio.sleep(PAUSE)
+        peer = LatencyPeer(
+            "plain",
+            deployment.amqp_url,
+            deployment.namespace,
+            "--user=alice",
+            f"--group={BASELINE_GROUP}",
+        )
+        async with peer:
+            for index in range(count + WARM_UP):
+                started, body = await peer.send("plain", index)
+                arrived = await asyncio.wait_for(consumer.wait_for(bytes.fromhex(body)), 30)
+                await peer.wait_settled()
+                if index >= WARM_UP:
+                    samples.append(arrived - started)
+                await asyncio.sleep(PAUSE)
         return samples
     finally:
-        await publisher_connection.close()
         await consumer_connection.close()
 
 

@@ -86,6 +86,18 @@ if __name__ == "__main__":
     main()
 
 
+async def spawn(module: str, *args: str) -> asyncio.subprocess.Process:
+    """`python -m module *args`, talked to in lines over stdin and stdout."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+
+
 class SenderProcess:
     """Controls `python -m bench.sender` from the benchmark's own event loop."""
 
@@ -95,14 +107,7 @@ class SenderProcess:
 
     async def start(self) -> None:
         """Start it and wait until its bodies are built and it is connected."""
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bench.sender",
-            *self.args,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-        )
+        self._process = await spawn("bench.sender", *self.args)
         line = await self._line()
         if line != "ready":
             raise RuntimeError(f"the sender did not start: {line!r}")
