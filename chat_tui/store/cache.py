@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 from uuid import UUID
 
 from chat_tui.protocol.conversations import Conversation
@@ -367,63 +368,65 @@ class Store:
 
         With `durable=False` the commit skips the fsync; the caller must then call
         `mark_shown(..., then_sync=True)` before it acks the batch to the broker."""
+        # The per-message Python runs here, on the event loop, before and after one trip
+        # to the SQLite thread, which does only set-wise SQL: a handful of statements per
+        # batch, whatever its size. That thread gives the GIL up in every SQLite call
+        # and must win it back from a loop busy parsing deliveries; in a backlog it is
+        # the slower stage of the pipeline, so its share of the work is kept small.
+        stored_at = _iso(utc_now())
+        # A message can sit in one batch twice (a delivery from a channel that died and
+        # its redelivery on the new one): keep the first copy, or it would be shown twice
+        # (fault scenario 1).
+        incoming: dict[str, _Incoming] = {}
+        conversations: dict[tuple[str | None, str | None], Conversation] = {}
+        for message in messages:
+            message_id = str(message.message_id)
+            if message_id in incoming:
+                continue
+            sender = message.sender_id
+            outgoing = sender == self.me
+            other = None if message.group_id else message.recipient_id if outgoing else sender
+            conversation = conversations.get((message.group_id, other))
+            if conversation is None:
+                conversation = Conversation.of_message(message, self.me)
+                conversations[(message.group_id, other)] = conversation
+            sent_at = _iso(message.timestamp)
+            incoming[message_id] = _Incoming(
+                message,
+                conversation,
+                (
+                    message_id,
+                    conversation.key,
+                    sender,
+                    message.content,
+                    sent_at,
+                    stored_at,
+                    int(outgoing),
+                    "sent" if outgoing else "received",
+                ),
+                outgoing,
+                not outgoing and self._mentions_me(message.content),
+            )
 
-        def work(conn: sqlite3.Connection) -> IngestResult:
-            # Set-wise: a handful of statements per batch, whatever its size. This thread
-            # needs the GIL back after every SQLite call, and during a backlog the event
-            # loop holds it most of the time parsing deliveries, so every statement is a
-            # wait of its own: no statement per message, none that can be folded away.
-            stored_at = _iso(utc_now())
-            # A message can sit in one batch twice (a delivery from a channel that died
-            # and its redelivery on the new one): keep the first copy, or it would be
-            # shown twice (fault scenario 1).
-            by_id: dict[str, SendMessage] = {}
-            for message in messages:
-                by_id.setdefault(str(message.message_id), message)
-            known = self._known_ids(conn, list(by_id))
-            fresh = [(mid, m) for mid, m in by_id.items() if mid not in known]
+        def work(conn: sqlite3.Connection) -> tuple[int, list[str], list[StoredMessage]]:
+            known = self._known_ids(conn, list(incoming))
+            fresh = [mid for mid in incoming if mid not in known]
             # Inside this write transaction AUTOINCREMENT hands out consecutive seqs in
             # VALUES order, so they are known before the insert (checked after it).
             base = _sequence_of_messages(conn)
-            conversations: dict[tuple[str | None, str | None], Conversation] = {}
-            rows: list[tuple[object, ...]] = []
-            new: list[StoredMessage] = []
-            latest_from: dict[tuple[str, str], str] = {}
             touched: dict[str, _ConversationDelta] = {}
-            for seq, (mid, message) in enumerate(fresh, start=base + 1):
-                sender = message.sender_id
-                outgoing = sender == self.me
-                other = None if message.group_id else message.recipient_id if outgoing else sender
-                conversation = conversations.get((message.group_id, other))
-                if conversation is None:
-                    conversation = Conversation.of_message(message, self.me)
-                    conversations[(message.group_id, other)] = conversation
-                key = conversation.key
-                sent_at = _iso(message.timestamp)
-                status: MessageStatus = "sent" if outgoing else "received"
-                rows.append(
-                    (mid, key, sender, message.content, sent_at, stored_at, int(outgoing), status)
-                )
-                new.append(
-                    StoredMessage(
-                        seq=seq,
-                        message_id=mid,
-                        conversation=conversation,
-                        sender_id=sender,
-                        content=message.content,
-                        sent_at=message.timestamp,
-                        outgoing=outgoing,
-                        status=status,
-                    )
-                )
+            latest_from: dict[tuple[str, str], str] = {}
+            for seq, mid in enumerate(fresh, start=base + 1):
+                item = incoming[mid]
+                key = item.row[1]
                 delta = touched.get(key)
                 if delta is None:
                     delta = touched[key] = _ConversationDelta()
-                delta.last_seq, delta.last_activity = seq, sent_at
-                if not outgoing:
+                delta.last_seq, delta.last_activity = seq, item.row[4]
+                if not item.outgoing:
                     delta.unread += 1
-                    delta.mentioned = delta.mentioned or self._mentions_me(message.content)
-                    latest_from[(sender, key)] = mid
+                    delta.mentioned = delta.mentioned or item.mentions_me
+                    latest_from[(item.message.sender_id, key)] = mid
             # The conversation rows first (messages reference them), each brought up to
             # date by this batch in the same statement that creates it if need be.
             for key, delta in touched.items():
@@ -437,7 +440,7 @@ class Store:
                            mentioned = max(mentioned, excluded.mentioned)""",
                     (key, delta.last_seq, delta.last_activity, delta.unread, int(delta.mentioned)),
                 )
-            _insert_messages(conn, rows, base)
+            _insert_messages(conn, [incoming[mid].row for mid in fresh], base)
             if send_delivered:
                 for (sender, key), message_id in latest_from.items():
                     receipt = ReceiveMessage(
@@ -450,14 +453,28 @@ class Store:
                         f"delivered:{sender}:{key}",
                     )
             # Redelivered messages that were stored but never shown (we died in between).
-            unshown = [seq for mid, seq in known.items() if seq is not None]
-            return IngestResult(
-                new_messages=new,
-                to_show=self._messages_by_seq(conn, sorted(unshown)) + new if unshown else new,
-                duplicates=len(messages) - len(new),
-            )
+            unshown = sorted(seq for seq in known.values() if seq is not None)
+            return base, fresh, self._messages_by_seq(conn, unshown) if unshown else []
 
-        return await self._db.transaction(work, durable=durable)
+        base, fresh, unshown = await self._db.transaction(work, durable=durable)
+        new = [
+            StoredMessage(
+                seq=seq,
+                message_id=mid,
+                conversation=incoming[mid].conversation,
+                sender_id=incoming[mid].message.sender_id,
+                content=incoming[mid].message.content,
+                sent_at=incoming[mid].message.timestamp,
+                outgoing=incoming[mid].outgoing,
+                status="sent" if incoming[mid].outgoing else "received",
+            )
+            for seq, mid in enumerate(fresh, start=base + 1)
+        ]
+        return IngestResult(
+            new_messages=new,
+            to_show=unshown + new if unshown else new,
+            duplicates=len(messages) - len(new),
+        )
 
     async def mark_shown(self, seqs: Sequence[int], *, then_sync: bool = False) -> None:
         """The sink has shown these; a redelivery will not show them again.
@@ -808,6 +825,18 @@ class Store:
                 (key, value),
             )
         )
+
+
+class _Incoming(NamedTuple):
+    """A received message, prepared on the event loop for `store_incoming`."""
+
+    message: SendMessage
+    conversation: Conversation
+    row: tuple[str, str, str, str, str, str, int, str]
+    """The INSERT's values: message_id, conversation_key, sender_id, content, sent_at,
+    stored_at, outgoing, status."""
+    outgoing: bool
+    mentions_me: bool
 
 
 @dataclass
