@@ -1,6 +1,8 @@
 """The receive pipeline stores and shows batch N+1 while batch N is still being synced
 and acked. A copy of a message that arrives in that window (its redelivery after a
-reconnect, or a publisher's retry) must not reach the screen twice."""
+reconnect, or a publisher's retry) must not reach the screen twice, nor may a batch
+that was shown but never acked when the client stopped. And the consumer under it,
+registered with aiormq directly, must survive the broker cancelling it."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
-from chat_tui.core.receiver import Settlement
+from chat_tui.core.receiver import InboxPipeline, Settlement
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.models import SendMessage
 from chat_tui.protocol.outgoing import Outgoing
@@ -68,3 +70,76 @@ async def test_a_copy_arriving_while_its_batch_settles_is_shown_once(
     await eventually(lambda: len(settled) == 2, what="both batches to settle")
     assert bob_sink.contents() == ["only once, please"]
     assert await bob.store.message_count(Conversation.dm("alice")) == 1
+
+
+def hold_settling(pipeline: InboxPipeline) -> asyncio.Event:
+    """Keep every batch of `pipeline` from settling (fsync and ack) until the event."""
+    release = asyncio.Event()
+    settle = pipeline.settle
+
+    async def held_settle(settlement: Settlement) -> None:
+        await release.wait()
+        await settle(settlement)
+
+    pipeline.settle = held_settle  # type: ignore[method-assign]
+    return release
+
+
+async def test_a_batch_shown_but_not_acked_at_stop_is_not_shown_again(
+    deployment: Deployment,
+) -> None:
+    alice = await deployment.client("alice")
+    bob_sink = RecordingSink()
+    bob = await deployment.client("bob", bob_sink)
+    assert bob.inbox is not None
+    hold_settling(bob.inbox)  # never released: bob stops with the batches unacked
+    texts = [f"seen once {i}" for i in range(5)]
+    for text in texts:
+        await alice.send(Conversation.dm("bob"), text)
+    # The receive stage runs ahead of the held settling by up to two batches.
+    await eventually(lambda: len(bob_sink.shown) >= 2, what="bob to show some")
+    await asyncio.sleep(0.3)
+    shown_before = bob_sink.contents()
+    await bob.stop()
+
+    # The broker gives back everything unacked; what the screen showed stays shown once.
+    again_sink = RecordingSink()
+    again = await deployment.client("bob", again_sink)
+    await eventually(
+        lambda: shown_before + again_sink.contents() == texts, what="the rest, once each"
+    )
+    assert again.inbox is not None
+    await eventually(
+        lambda: again.inbox is not None and again.inbox.counters.duplicates == len(shown_before),
+        what="the unacked but shown ones to come back as duplicates",
+    )
+    assert again_sink.contents() == texts[len(shown_before) :]
+    assert await again.store.message_count(Conversation.dm("alice")) == len(texts)
+
+
+async def test_the_inbox_is_consumed_again_after_the_broker_cancels_its_consumer(
+    deployment: Deployment, raw: AbstractRobustConnection
+) -> None:
+    alice = await deployment.client("alice")
+    bob_sink = RecordingSink()
+    await deployment.client("bob", bob_sink)
+    await alice.send(Conversation.dm("bob"), "before")
+    await eventually(lambda: bob_sink.contents() == ["before"], what="the first message")
+    inbox = deployment.names.inbox_queue("bob")
+    channel = await raw.channel()
+    # Deleting the queue makes the broker cancel bob's consumer (basic.cancel).
+    await channel.queue_delete(inbox)
+
+    async def consumed_again() -> bool:
+        probe = await raw.channel()
+        try:
+            queue = await probe.declare_queue(inbox, passive=True)
+        except aio_pika.exceptions.ChannelClosed:
+            return False
+        result = queue.declaration_result
+        await probe.close()
+        return bool(result and result.consumer_count)
+
+    await eventually(consumed_again, timeout=20, what="bob's inbox declared and consumed again")
+    await alice.send(Conversation.dm("bob"), "after")
+    await eventually(lambda: bob_sink.contents() == ["before", "after"], what="the next message")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -208,3 +209,23 @@ async def test_a_cache_from_a_newer_version_is_refused(tmp_path: Path) -> None:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="newer"):
         await Store.open(path, "alice")
+
+
+async def test_a_cache_behind_a_symlink_syncs_the_log_beside_the_real_file(
+    tmp_path: Path,
+) -> None:
+    # SQLite follows the link and keeps its write-ahead log beside the real file; the
+    # fsyncs that acks wait for must go to that log, not to a path beside the link.
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "alice.sqlite3"
+    link.symlink_to(real / "alice.sqlite3")
+    store = await Store.open(link, "alice")
+    try:
+        await store.store_incoming([from_bob("kept")], durable=True)
+        log_fd = store._db._log_fd  # the descriptor every sync goes to
+        assert log_fd is not None
+        assert os.readlink(f"/proc/self/fd/{log_fd}") == str(real / "alice.sqlite3-wal")
+        assert not (tmp_path / "alice.sqlite3-wal").exists()
+    finally:
+        await store.close()

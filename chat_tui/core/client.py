@@ -369,7 +369,9 @@ class ChatClient:
         try:
             await self.store.sync()
         except StoreError as exc:
-            raise StorageError(f"the message may not survive a power cut: {exc}") from None
+            # It is committed and on its way: raising would invite a second copy.
+            log.error("syncing a sent message failed: %s", exc)
+            self.sink.problem(f"your message is queued, but the disk sync failed: {exc}")
         return stored
 
     async def wait_sent(self, message_id: str, timeout: float | None = None) -> StatusChange:
@@ -496,3 +498,5 @@ def _refusal_error(refused: SendRefused) -> ChatError:
             return UnknownGroupError(f"unknown group {target!r}")
         case SendRefusal.NOT_A_MEMBER:
             return NotAMemberError(f"you are not a member of {target!r}; join it first")
+        case _:
+            return ChatError(f"cannot send to {target!r}: {refused.reason.value}")

@@ -18,7 +18,6 @@ from chat_tui.core.sink import Sink
 from chat_tui.protocol.models import MalformedMessageError, SendMessage, decode
 from chat_tui.protocol.names import group_key, user_key
 from chat_tui.store.cache import Store
-from chat_tui.store.records import StoredMessage
 from chat_tui.transport.consumers import Delivery
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,9 @@ class Settlement:
     """A batch that is stored and shown, and waits for its fsync and its ack."""
 
     deliveries: list[Delivery]
-    shown: list[StoredMessage]
+    marked: asyncio.Future[None]
+    """Writing the batch's `shown` marks, queued on the SQLite thread right after it
+    was shown: ahead of the next batch's store, which must see them."""
 
 
 class InboxPipeline:
@@ -68,7 +69,8 @@ class InboxPipeline:
     their sum: the SQLite thread syncs one batch while the event loop validates the next.
 
     Order still holds: the one SQLite thread runs work in the order it was sent, so
-    batch N+1's fsync covers batch N; batches settle in order, so a batch that fails is
+    batch N's `shown` marks (queued as soon as it is shown) come before batch N+1's
+    store, and N+1's fsync covers N; batches settle in order, so a batch that fails is
     handed back before a later batch's `ack(multiple)` could cover its delivery tags."""
 
     def __init__(
@@ -96,10 +98,6 @@ class InboxPipeline:
         self._budget_left.set()
         # One batch may wait for the settling stage while it settles another.
         self._to_settle: asyncio.Queue[Settlement] = asyncio.Queue(maxsize=1)
-        # Shown, but their `shown` marks are not written yet (the settling stage writes
-        # them): a redelivery of one of these in the next batch is already on screen.
-        # After a reconnect, a message and its redelivery often sit in consecutive batches.
-        self._marks_pending: set[str] = set()
 
     def show_at_most(self, count: int) -> None:
         """Show at most `count` more messages, then take no more deliveries; those
@@ -115,10 +113,12 @@ class InboxPipeline:
 
     def on_delivery(self, message: Delivery) -> None:
         """The consumer callback: only hands over, never blocks the channel."""
+        # Into the batch first: a delivery that a raising callback kept out of it would
+        # still be covered by a later ack(multiple), unstored.
+        self.batcher.put(message)
         if not self._seen_any:
             self._seen_any = True
             self.on_first_delivery()
-        self.batcher.put(message)
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as stages:
@@ -176,30 +176,32 @@ class InboxPipeline:
             self.counters.duplicates += result.duplicates
             if result.new_messages:
                 self.on_stored()
-            pending = self._marks_pending
-            to_show = [m for m in result.to_show if m.message_id not in pending]
-            if self._show_budget is not None:
-                self._show_budget = max(0, self._show_budget - len(to_show))
-                self._update_budget()
-            if to_show:
-                await self.sink.show(to_show)
+            if result.to_show:
+                await self.sink.show(result.to_show)
         except Exception as exc:  # StoreError, or anything the face's sink raised
             await self._hand_back(deliveries, f"could not store incoming messages: {exc}")
             return None
-        pending.update(m.message_id for m in to_show)
-        return Settlement(deliveries, to_show)
+        if self._show_budget is not None:
+            self._show_budget = max(0, self._show_budget - len(result.to_show))
+            self._update_budget()
+        marked = self.store.mark_shown([m.seq for m in result.to_show])
+        return Settlement(deliveries, marked)
 
     async def settle(self, settlement: Settlement) -> None:
-        """Stage two: fsync (with the shown marks), then ack the batch with `multiple`."""
+        """Stage two: fsync (the batch and its shown marks), then ack it with `multiple`."""
         try:
-            await self.store.mark_shown([m.seq for m in settlement.shown], then_sync=True)
+            # Shielded: a client stopping now still writes the marks it has queued.
+            await asyncio.shield(settlement.marked)
+        except Exception as exc:
+            # Only a hint is lost: these may be shown again if they come back.
+            log.warning("could not record messages as shown: %s", exc)
+        try:
+            await self.store.sync()
         except Exception as exc:
             await self._hand_back(
                 settlement.deliveries, f"could not save incoming messages to disk: {exc}"
             )
             return
-        finally:
-            self._marks_pending.difference_update(m.message_id for m in settlement.shown)
         await ack_all(settlement.deliveries)
         if self._failures_in_a_row:
             self._failures_in_a_row = 0

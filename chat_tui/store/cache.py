@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from collections.abc import Sequence
@@ -476,9 +477,13 @@ class Store:
             duplicates=len(messages) - len(new),
         )
 
-    async def mark_shown(self, seqs: Sequence[int], *, then_sync: bool = False) -> None:
+    def mark_shown(self, seqs: Sequence[int], *, then_sync: bool = False) -> asyncio.Future[None]:
         """The sink has shown these; a redelivery will not show them again.
-        `then_sync` also makes every earlier commit durable, in the same hop."""
+
+        Queued for the SQLite thread at once, before whatever the caller queues next
+        (so the next batch's store sees these marks), without waiting for it; await the
+        future for the outcome. `then_sync` also makes every earlier commit durable, in
+        the same hop."""
 
         def work(conn: sqlite3.Connection) -> None:
             for start in range(0, len(seqs), 500):
@@ -486,9 +491,13 @@ class Store:
                 marks = ",".join("?" * len(chunk))
                 conn.execute(f"UPDATE messages SET shown = 1 WHERE seq IN ({marks})", chunk)
 
+        if not seqs and not then_sync:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
         # No transaction and no sync of its own: losing a mark in a crash or a power cut
         # only shows a message twice.
-        await self._db.autocommit(work, sync_after=then_sync)
+        return self._db.autocommit(work, sync_after=then_sync)
 
     async def mark_read(
         self, conversation: Conversation, up_to_seq: int, send_receipts: bool = True

@@ -34,7 +34,10 @@ class Database:
             # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in transaction()).
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                conn.close()
+                raise StoreError(f"local cache {self.path}: cannot use a write-ahead log ({mode})")
             # NORMAL: a commit does not sync by itself; `transaction` fsyncs the log after
             # every durable commit instead (what FULL would do), and the others skip it.
             # Switching the pragma per transaction cost two more statements, each a
@@ -44,8 +47,31 @@ class Database:
             conn.execute("PRAGMA busy_timeout=5000")
             self._connection = conn
             setup(conn)
+            try:
+                self._open_log()
+            except BaseException:
+                self._connection = None
+                conn.close()
+                raise
 
         await self.run(lambda _conn: None, _open_first=_open)
+
+    def _open_log(self) -> None:
+        """Keep a descriptor of the write-ahead log for `_fsync_log`, and make its
+        directory entry durable (SQLite creates the file anew for each session).
+
+        SQLite puts the log beside the database file a symlink points to, so the path is
+        resolved first. Setting up has written through the log, so it exists."""
+        log_path = Path(f"{os.path.realpath(self.path)}-wal")
+        try:
+            self._log_fd = os.open(log_path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise StoreError(f"local cache {self.path}: no write-ahead log at {log_path}") from None
+        directory = os.open(log_path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
     async def run(
         self,
@@ -53,6 +79,18 @@ class Database:
         *,
         _open_first: Callable[[], None] | None = None,
     ) -> T:
+        return await self.submit(work, _open_first=_open_first)
+
+    def submit(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        *,
+        _open_first: Callable[[], None] | None = None,
+    ) -> asyncio.Future[T]:
+        """Queue `work` for the SQLite thread now, behind everything queued before it,
+        and return its future: for work the caller need not wait for, but whose place in
+        the order matters."""
+
         def _call() -> T:
             try:
                 if _open_first is not None:
@@ -67,8 +105,7 @@ class Database:
                     self._connection = None
                 raise StoreError(f"local cache {self.path}: {exc}") from exc
 
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, _call)
+        return asyncio.get_running_loop().run_in_executor(self._executor, _call)
 
     async def transaction(
         self,
@@ -102,13 +139,14 @@ class Database:
 
         return await self.run(_tx)
 
-    async def autocommit(
+    def autocommit(
         self, work: Callable[[sqlite3.Connection], T], *, sync_after: bool = False
-    ) -> T:
-        """Run writes that need no atomicity together (a single statement, or hints whose
-        partial loss is harmless) without BEGIN and COMMIT, each statement committing by
-        itself: two SQLite calls fewer, each a wait for the GIL during a backlog.
-        `sync_after` fsyncs the log afterwards, in the same trip to the thread."""
+    ) -> asyncio.Future[T]:
+        """Queue writes that need no atomicity together (a single statement, or hints
+        whose partial loss is harmless) without BEGIN and COMMIT, each statement
+        committing by itself: two SQLite calls fewer, each a wait for the GIL during a
+        backlog. `sync_after` fsyncs the log afterwards, in the same trip to the thread.
+        Queued at once, like `submit`."""
 
         def _write(conn: sqlite3.Connection) -> T:
             result = work(conn)
@@ -116,7 +154,7 @@ class Database:
                 self._fsync_log()
             return result
 
-        return await self.run(_write)
+        return self.submit(_write)
 
     async def sync(self) -> None:
         """fsync the log: every commit so far survives a power cut."""
@@ -129,11 +167,7 @@ class Database:
         The log's descriptor stays open: SQLite keeps the same file (it rewinds it after
         a checkpoint) until its last connection closes, which is ours in `close`."""
         if self._log_fd is None:
-            try:
-                self._log_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
-            except FileNotFoundError:
-                # No log yet, so nothing was committed through it.
-                return
+            raise StoreError("the cache is closed")
         os.fsync(self._log_fd)
 
     async def close(self) -> None:

@@ -135,6 +135,7 @@ class Transport:
         self._receipts: AbstractQueue | None = None
         self._directory: AbstractQueue | None = None
         self._closing = False
+        self._consumers: list[QueueConsumer] = []
         self.inbox_had_consumer = False
 
     @property
@@ -239,6 +240,7 @@ class Transport:
     async def drop(self) -> None:
         """Close this connection quietly so that `connect` can start afresh."""
         connection, self._connection = self._connection, None
+        self._close_consumers()
         if connection is not None:
             self._closing = True
             try:
@@ -250,6 +252,7 @@ class Transport:
 
     async def close(self) -> None:
         self._closing = True
+        self._close_consumers()
         if self._connection is not None:
             await self._connection.close()
         self._set_status(LinkStatus(LinkState.OFFLINE))
@@ -302,7 +305,14 @@ class Transport:
         arguments: dict[str, Any] | None = None,
     ) -> None:
         assert isinstance(queue, AbstractRobustQueue), "connect() first"
-        await QueueConsumer(queue, handler, arguments).start()
+        consumer = QueueConsumer(queue, handler, arguments)
+        self._consumers.append(consumer)
+        await consumer.start()
+
+    def _close_consumers(self) -> None:
+        for consumer in self._consumers:
+            consumer.close()
+        self._consumers.clear()
 
     # --- group bindings --------------------------------------------------------------
 

@@ -15,7 +15,6 @@ are restored after a reconnect (QoS, declaration, bindings), and the channel's
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -63,6 +62,11 @@ DeliveryHandler = Callable[[Delivery], None]
 """Called once per delivery, on the event loop; it must not block (hand over and return)."""
 
 
+REGISTER_TIMEOUT = 10.0
+RETRY_FIRST = 0.5
+RETRY_MAX = 10.0
+
+
 class QueueConsumer:
     """Consumes one robust queue with a `DeliveryHandler`, across reconnects."""
 
@@ -79,35 +83,70 @@ class QueueConsumer:
         self._handler = handler
         self._arguments = arguments
         self._tag: str | None = None
+        self._registered_on: aiormq.abc.AbstractChannel | None = None
+        self._retry: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._channel.reopen_callbacks.add(self._on_reopen)
+        """Consume now (a failure reaches the caller's connect loop), and again each
+        time aio-pika reopens the channel or the broker cancels the consumer."""
         await self._register()
+        self._channel.reopen_callbacks.add(self._on_reopen)
+
+    def close(self) -> None:
+        self._channel.reopen_callbacks.discard(self._on_reopen)
+        if self._retry is not None:
+            self._retry.cancel()
 
     async def _register(self) -> None:
         underlay = await self._channel.get_underlay_channel()
+        if underlay is self._registered_on:
+            return  # already consuming on this channel (a cancel clears this)
         underlay.on_consumer_cancel_callbacks.add(self._on_cancelled)
         result = await underlay.basic_consume(
-            self._queue_name, self._deliver, no_ack=False, arguments=self._arguments
+            self._queue_name,
+            self._deliver,
+            no_ack=False,
+            arguments=self._arguments,
+            timeout=REGISTER_TIMEOUT,
         )
         self._tag = result.consumer_tag
+        self._registered_on = underlay
 
     async def _deliver(self, message: aiormq.abc.DeliveredMessage) -> None:
         # aiormq runs this in a task per delivery already; hand over without another.
         self._handler(Delivery(message))
 
-    async def _on_reopen(self, _channel: Any) -> None:
+    def _on_reopen(self, _channel: Any) -> None:
         # aio-pika reopened the channel (after a reconnect or a channel error) and
-        # restored the queue; the consumer is ours to restore.
-        await self._register()
+        # restored the queue; the consumer is ours to restore. Not inside this callback:
+        # aio-pika ignores what its callbacks raise, and a consume that fails with a
+        # channel error there would leave the channel closed until the next reconnect.
+        self._register_soon(0.0)
 
-    async def _on_cancelled(self, frame: spec.Basic.Cancel) -> None:
+    def _on_cancelled(self, frame: spec.Basic.Cancel) -> None:
+        # Synchronous on purpose: aiormq awaits this inside the channel's frame reader,
+        # so awaiting a consume's reply here would wait for itself, forever.
         if frame.consumer_tag != self._tag:
             return
-        # The broker dropped the consumer (say, the queue was deleted). Consuming again
-        # either works, or fails on a missing queue, which closes the channel; aio-pika
-        # then restores it (declaring the queue again) and `_on_reopen` registers us.
+        # The broker dropped the consumer (the queue was deleted, its node went down).
+        # Consuming again either works, or fails on a missing queue, which closes the
+        # channel; aio-pika then restores it, declaring the queue again, and reopens it.
         log.warning("the broker cancelled the consumer of %s; consuming again", self._queue_name)
-        with contextlib.suppress(Exception):
-            await asyncio.sleep(0.5)
-            await self._register()
+        self._registered_on = None
+        self._register_soon(RETRY_FIRST)
+
+    def _register_soon(self, delay: float) -> None:
+        if self._retry is None or self._retry.done():
+            self._retry = asyncio.get_running_loop().create_task(self._register_until_done(delay))
+
+    async def _register_until_done(self, delay: float) -> None:
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self._register()
+                return
+            except Exception as exc:  # a closed channel, a channel error, a timeout
+                delay = min(max(delay * 2, RETRY_FIRST), RETRY_MAX)
+                log.warning(
+                    "could not consume %s, retrying in %g s: %r", self._queue_name, delay, exc
+                )
