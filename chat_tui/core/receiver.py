@@ -58,9 +58,10 @@ class Settlement:
     """A batch that is stored and shown, and waits for its fsync and its ack."""
 
     deliveries: list[Delivery]
-    marked: asyncio.Future[None]
-    """Writing the batch's `shown` marks, queued on the SQLite thread right after it
-    was shown: ahead of the next batch's store, which must see them."""
+    synced: asyncio.Future[None]
+    """Writing the batch's `shown` marks and then the fsync, queued on the SQLite thread
+    as soon as the batch was shown: ahead of the next batch's store, which must see the
+    marks, and in one trip."""
 
 
 class InboxPipeline:
@@ -69,8 +70,8 @@ class InboxPipeline:
     their sum: the SQLite thread syncs one batch while the event loop validates the next.
 
     Order still holds: the one SQLite thread runs work in the order it was sent, so
-    batch N's `shown` marks (queued as soon as it is shown) come before batch N+1's
-    store, and N+1's fsync covers N; batches settle in order, so a batch that fails is
+    batch N's `shown` marks and fsync (queued as soon as it is shown) come before batch
+    N+1's store; batches settle in order, so a batch that fails is
     handed back before a later batch's `ack(multiple)` could cover its delivery tags."""
 
     def __init__(
@@ -184,19 +185,15 @@ class InboxPipeline:
         if self._show_budget is not None:
             self._show_budget = max(0, self._show_budget - len(result.to_show))
             self._update_budget()
-        marked = self.store.mark_shown([m.seq for m in result.to_show])
-        return Settlement(deliveries, marked)
+        synced = self.store.mark_shown([m.seq for m in result.to_show], then_sync=True)
+        return Settlement(deliveries, synced)
 
     async def settle(self, settlement: Settlement) -> None:
-        """Stage two: fsync (the batch and its shown marks), then ack it with `multiple`."""
+        """Stage two: wait for the batch's fsync (and shown marks), then ack it with
+        `multiple`."""
         try:
-            # Shielded: a client stopping now still writes the marks it has queued.
-            await asyncio.shield(settlement.marked)
-        except Exception as exc:
-            # Only a hint is lost: these may be shown again if they come back.
-            log.warning("could not record messages as shown: %s", exc)
-        try:
-            await self.store.sync()
+            # Shielded: a client stopping now still writes what it has queued.
+            await asyncio.shield(settlement.synced)
         except Exception as exc:
             await self._hand_back(
                 settlement.deliveries, f"could not save incoming messages to disk: {exc}"
