@@ -71,8 +71,8 @@ class InboxPipeline:
 
     Order still holds: the one SQLite thread runs work in the order it was sent, so
     batch N's `shown` marks and fsync (queued as soon as it is shown) come before batch
-    N+1's store; batches settle in order, so a batch that fails is
-    handed back before a later batch's `ack(multiple)` could cover its delivery tags."""
+    N+1's store; batches settle in order, so a batch that fails is handed back before a
+    later batch's `ack(multiple)` could cover its delivery tags."""
 
     def __init__(
         self,

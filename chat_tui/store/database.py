@@ -112,15 +112,13 @@ class Database:
         work: Callable[[sqlite3.Connection], T],
         *,
         durable: bool = True,
-        sync_after: bool = False,
     ) -> T:
         """Run `work` in one write transaction, rolled back if it raises.
 
         A durable commit fsyncs the write-ahead log before it returns, so it survives a
         power cut. `durable=False` skips that, for bookkeeping whose loss in a power cut
-        only repeats some work, or for a caller that syncs later with `sync_after`; the
-        next durable commit syncs it to disk as well.
-        `sync_after` fsyncs the log after the commit, in the same trip to the thread.
+        only repeats some work, or for a caller that syncs later (`sync`, or a queued
+        `autocommit(..., sync_after=True)`); any later sync covers it too.
         """
 
         def _tx(conn: sqlite3.Connection) -> T:
@@ -133,7 +131,7 @@ class Database:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            if durable or sync_after:
+            if durable:
                 self._fsync_log()
             return result
 
