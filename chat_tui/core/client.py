@@ -226,7 +226,7 @@ class ChatClient:
         if self.transport.online:
             self._online.set()
         self._publish_status()
-        self._wake_outbox()
+        self._retry_outbox_now()
 
     async def _heal_registration(self) -> None:
         # If a crash came between creating the inbox and queueing `registered`.
@@ -239,7 +239,7 @@ class ChatClient:
             await self._announce("registered")
 
     async def _on_reconnected(self) -> None:
-        self._wake_outbox()
+        self._retry_outbox_now()
 
     # --- status ----------------------------------------------------------------------
 
@@ -284,6 +284,10 @@ class ChatClient:
     def _wake_outbox(self) -> None:
         if self.outbox is not None:
             self.outbox.wake()
+
+    def _retry_outbox_now(self) -> None:
+        if self.outbox is not None:
+            self.outbox.retry_now()
 
     def _wake_outbox_soon(self) -> None:
         if self.outbox is not None:

@@ -56,6 +56,8 @@ class OutboxPublisher:
         self.on_drained = on_drained
         self.first_backoff = first_backoff
         self._wake = asyncio.Event()
+        self._link_back = asyncio.Event()
+        """Set by `retry_now`: the only thing that cuts a backoff short."""
         self._backoff = first_backoff
         self._soon: asyncio.TimerHandle | None = None
         self._unread_rows = True
@@ -68,6 +70,14 @@ class OutboxPublisher:
         """Rows were queued that only the outbox table knows of."""
         self._unread_rows = True
         self._wake.set()
+
+    def retry_now(self) -> None:
+        """The link is (back) up: publish everything now, even in the middle of a
+        backoff. New rows alone do not cut a backoff short: while publishes fail, a
+        user typing, or receipts queued every 0.1 s in a backlog, would retry the whole
+        window at their pace."""
+        self._link_back.set()
+        self.wake()
 
     def hand(self, item: OutboxItem) -> None:
         """A message just committed to the outbox: publish it without reading it back,
@@ -120,11 +130,12 @@ class OutboxPublisher:
                     # receipts, a little later).
                     break
                 # The outbox table still holds what failed: retry from there, after a
-                # wait that a reconnect (which calls wake) cuts short.
+                # wait that only a reconnect (retry_now) cuts short.
                 self._unread_rows = True
+                self._link_back.clear()
                 try:
                     async with asyncio.timeout(self._backoff):
-                        await self._wake.wait()
+                        await self._link_back.wait()
                 except TimeoutError:
                     pass
                 self._wake.clear()
