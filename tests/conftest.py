@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -18,6 +19,7 @@ from typing import Any
 
 import aio_pika
 import pytest
+from aio_pika.abc import AbstractRobustConnection
 
 from chat_tui.config import Settings
 from chat_tui.core.client import ChatClient
@@ -190,3 +192,36 @@ async def deployment(amqp_url: str, tmp_path: Path) -> AsyncIterator[Deployment]
     deployment = Deployment(amqp_url, tmp_path)
     yield deployment
     await deployment.cleanup()
+
+
+@pytest.fixture
+async def raw(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
+    """A plain aio-pika connection, to look at or act on the broker behind the clients."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    yield connection
+    await connection.close()
+
+
+def closed_port_url() -> str:
+    """An AMQP URL on a local port where nothing listens."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"amqp://guest:guest@127.0.0.1:{port}/"
+
+
+async def knows(client: ChatClient, *users: str) -> bool:
+    """The client's directory knows all of `users`."""
+    return set(users) <= set(await client.store.users())
+
+
+async def has_group(client: ChatClient, group: str) -> bool:
+    return group in await client.store.groups()
+
+
+async def members_are(client: ChatClient, group: str, *users: str) -> bool:
+    return set(await client.store.members(group)) == set(users)
+
+
+async def is_member(client: ChatClient, group: str, user: str) -> bool:
+    return user in await client.store.members(group)

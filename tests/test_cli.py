@@ -9,17 +9,14 @@ import fcntl
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import termios
-from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 from yarl import URL
@@ -27,16 +24,8 @@ from yarl import URL
 from chat_tui.core.client import ChatClient
 from chat_tui.core.receiver import BATCH_SIZE
 from chat_tui.protocol.conversations import Conversation
-from tests.conftest import Deployment, eventually
+from tests.conftest import Deployment, closed_port_url, eventually
 from tests.test_wire_format import queue_depth
-
-
-def closed_port_url() -> str:
-    """An AMQP URL on a local port where nothing listens."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"amqp://guest:guest@127.0.0.1:{port}/"
 
 
 async def run(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[str]:
@@ -52,13 +41,6 @@ def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[
 
 def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-@pytest.fixture
-async def raw(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
-    connection = await aio_pika.connect_robust(amqp_url)
-    yield connection
-    await connection.close()
 
 
 async def test_send_tail_and_history_between_two_users(deployment: Deployment) -> None:

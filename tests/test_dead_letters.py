@@ -7,24 +7,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
-import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustConnection
 
 from chat_tui.core.client import ChatClient
 from chat_tui.protocol.conversations import Conversation
-from tests.conftest import Deployment, RecordingSink, eventually
+from tests.conftest import Deployment, RecordingSink, eventually, knows
 from tests.test_wire_format import queue_depth
-
-
-@pytest.fixture
-async def raw(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
-    connection = await aio_pika.connect_robust(amqp_url)
-    yield connection
-    await connection.close()
 
 
 def now() -> str:
@@ -155,10 +146,6 @@ async def test_invalid_inbox_messages_are_dead_lettered_and_delivery_carries_on(
 
 async def _depth_is(connection: AbstractRobustConnection, name: str, wanted: int) -> bool:
     return await queue_depth(connection, name) == wanted
-
-
-async def knows(client: ChatClient, *users: str) -> bool:
-    return set(users) <= set(await client.store.users())
 
 
 async def test_invalid_receipts_are_dead_lettered_and_receipts_carry_on(

@@ -5,15 +5,7 @@ from __future__ import annotations
 
 from chat_tui.core.client import ChatClient
 from chat_tui.protocol.conversations import Conversation
-from tests.conftest import Deployment, RecordingSink, eventually
-
-
-async def knows(client: ChatClient, *users: str) -> bool:
-    return set(users) <= set(await client.store.users())
-
-
-async def members_are(client: ChatClient, group: str, *users: str) -> bool:
-    return set(await client.store.members(group)) == set(users)
+from tests.conftest import Deployment, RecordingSink, eventually, has_group, knows, members_are
 
 
 async def group_of_three(deployment: Deployment) -> tuple[list[ChatClient], list[RecordingSink]]:
@@ -26,7 +18,7 @@ async def group_of_three(deployment: Deployment) -> tuple[list[ChatClient], list
     alice, bob, carol = clients
     await alice.create_group("team")
     for member in (bob, carol):
-        await eventually(lambda m=member: _has_group(m, "team"), what="the group to be seen")
+        await eventually(lambda m=member: has_group(m, "team"), what="the group to be seen")
         await member.join_group("team")
     for client in clients:
         await eventually(
@@ -34,10 +26,6 @@ async def group_of_three(deployment: Deployment) -> tuple[list[ChatClient], list
             what=f"{client.me} to see all three members",
         )
     return clients, sinks
-
-
-async def _has_group(client: ChatClient, group: str) -> bool:
-    return group in await client.store.groups()
 
 
 async def test_direct_messages_reach_the_recipient_both_ways(deployment: Deployment) -> None:

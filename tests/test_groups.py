@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from chat_tui.core.client import ChatClient
 from chat_tui.core.errors import InvalidInputError, NotAMemberError, UnknownGroupError
 from chat_tui.protocol.conversations import Conversation
-from tests.conftest import Deployment, RecordingSink, eventually
+from tests.conftest import Deployment, RecordingSink, eventually, has_group, members_are
 from tests.test_wire_format import RawSpy
-
-
-@pytest.fixture
-async def raw(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
-    connection = await aio_pika.connect_robust(amqp_url)
-    yield connection
-    await connection.close()
-
-
-async def has_group(client: ChatClient, group: str) -> bool:
-    return group in await client.store.groups()
-
-
-async def members_are(client: ChatClient, group: str, *users: str) -> bool:
-    return await client.store.members(group) == sorted(users)
 
 
 async def test_creating_a_group_announces_created_then_joined(

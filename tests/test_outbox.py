@@ -4,27 +4,21 @@ message_id, and a DM nobody can receive ends as a clear failure, never a silent 
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 
-from chat_tui.core.client import ChatClient
 from chat_tui.core.errors import InvalidInputError, UnknownUserError
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.transport.connection import LinkState
-from tests.conftest import Deployment, RecordingSink, eventually
-
-
-def closed_port_url() -> str:
-    """An AMQP URL on a local port where nothing listens."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"amqp://guest:guest@127.0.0.1:{port}/"
-
-
-async def knows(client: ChatClient, *users: str) -> bool:
-    return set(users) <= set(await client.store.users())
+from tests.conftest import (
+    Deployment,
+    RecordingSink,
+    closed_port_url,
+    eventually,
+    has_group,
+    is_member,
+    knows,
+)
 
 
 async def test_messages_wait_in_the_outbox_while_offline_and_leave_with_the_same_id(
@@ -126,9 +120,9 @@ async def test_a_burst_of_messages_goes_out_once_each_and_in_order(deployment: D
     bob = await deployment.client("bob", bob_sink)
     await eventually(lambda: knows(alice, "bob"), what="alice to know bob")
     await alice.create_group("burst")
-    await eventually(lambda: _has_group(bob, "burst"), what="bob to see the group")
+    await eventually(lambda: has_group(bob, "burst"), what="bob to see the group")
     await bob.join_group("burst")
-    await eventually(lambda: _member(alice, "burst", "bob"), what="alice to see bob join")
+    await eventually(lambda: is_member(alice, "burst", "bob"), what="alice to see bob join")
     texts: list[str] = []
     for round_number in range(5):
         burst = [f"dm {round_number}.{i}" for i in range(20)]
@@ -142,11 +136,3 @@ async def test_a_burst_of_messages_goes_out_once_each_and_in_order(deployment: D
     await asyncio.sleep(0.3)  # anything published twice would arrive by now
     assert bob_sink.contents() == texts
     assert bob.inbox is not None and bob.inbox.counters.duplicates == 0
-
-
-async def _has_group(client: ChatClient, group: str) -> bool:
-    return group in await client.store.groups()
-
-
-async def _member(client: ChatClient, group: str, user: str) -> bool:
-    return user in await client.store.members(group)

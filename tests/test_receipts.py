@@ -4,27 +4,13 @@ cumulatively and without one receipt per message."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
-import aio_pika
-import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from chat_tui.core.client import ChatClient
 from chat_tui.protocol.conversations import Conversation
-from tests.conftest import Deployment, RecordingSink, eventually
+from tests.conftest import Deployment, RecordingSink, eventually, has_group, knows, members_are
 from tests.test_wire_format import RawSpy
-
-
-@pytest.fixture
-async def raw(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
-    connection = await aio_pika.connect_robust(amqp_url)
-    yield connection
-    await connection.close()
-
-
-async def knows(client: ChatClient, *users: str) -> bool:
-    return set(users) <= set(await client.store.users())
 
 
 async def status_of(client: ChatClient, message_id: str) -> tuple[str, int, int]:
@@ -74,10 +60,10 @@ async def test_group_receipts_count_members_and_name_them(deployment: Deployment
     alice = clients["alice"]
     await alice.create_group("team")
     for user in users[1:]:
-        await eventually(lambda u=user: _has_group(clients[u], "team"), what="the group")
+        await eventually(lambda u=user: has_group(clients[u], "team"), what="the group")
         await clients[user].join_group("team")
     await eventually(
-        lambda: _members_are(alice, "team", set(users)), what="alice to see all four members"
+        lambda: members_are(alice, "team", *users), what="alice to see all four members"
     )
     team = Conversation.group("team")
 
@@ -100,14 +86,6 @@ async def test_group_receipts_count_members_and_name_them(deployment: Deployment
 
     await clients["dave"].mark_read(team, await last_seq(clients["dave"], team))
     await eventually(lambda: _is(alice, sent.message_id, ("read", 3, 3)), what="read 3/3")
-
-
-async def _has_group(client: ChatClient, group: str) -> bool:
-    return group in await client.store.groups()
-
-
-async def _members_are(client: ChatClient, group: str, users: set[str]) -> bool:
-    return set(await client.store.members(group)) == users
 
 
 async def _has_message(client: ChatClient, conversation: Conversation) -> bool:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import aio_pika
-import pytest
 from aio_pika.abc import AbstractRobustConnection
 
 from chat_tui.core.receiver import InboxPipeline, Settlement
@@ -19,13 +17,6 @@ from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.models import SendMessage
 from chat_tui.protocol.outgoing import Outgoing
 from tests.conftest import Deployment, RecordingSink, eventually
-
-
-@pytest.fixture
-async def raw(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
-    connection = await aio_pika.connect_robust(amqp_url)
-    yield connection
-    await connection.close()
 
 
 async def test_a_copy_arriving_while_its_batch_settles_is_shown_once(

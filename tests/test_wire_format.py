@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,7 @@ from aiormq.exceptions import ChannelPreconditionFailed
 
 from chat_tui.core.client import ChatClient
 from chat_tui.protocol.conversations import Conversation
-from tests.conftest import Deployment, eventually
+from tests.conftest import Deployment, eventually, has_group, is_member, knows
 
 SEND_KEYS = {"type", "message_id", "sender_id", "group_id", "recipient_id", "content", "timestamp"}
 RECEIVE_KEYS = {"type", "recipient_id", "message_id", "status", "timestamp"}
@@ -117,17 +116,6 @@ def utc_iso(value: object) -> datetime:
     return parsed
 
 
-@pytest.fixture
-async def raw(amqp_url: str) -> AsyncIterator[AbstractRobustConnection]:
-    connection = await aio_pika.connect_robust(amqp_url)
-    yield connection
-    await connection.close()
-
-
-async def knows(client: ChatClient, *users: str) -> bool:
-    return set(users) <= set(await client.store.users())
-
-
 async def test_everything_published_carries_the_documented_properties_and_bodies(
     deployment: Deployment, raw: AbstractRobustConnection
 ) -> None:
@@ -139,9 +127,9 @@ async def test_everything_published_carries_the_documented_properties_and_bodies
     await eventually(lambda: knows(alice, "bob"), what="alice to know bob")
 
     await alice.create_group("team")
-    await eventually(lambda: _has_group(bob, "team"), what="bob to see the group alice created")
+    await eventually(lambda: has_group(bob, "team"), what="bob to see the group alice created")
     await bob.join_group("team")
-    await eventually(lambda: _is_member(alice, "team", "bob"), what="alice to see bob join")
+    await eventually(lambda: is_member(alice, "team", "bob"), what="alice to see bob join")
     group_message = await alice.send(Conversation.group("team"), "hello team")
     direct_message = await alice.send(Conversation.dm("bob"), "hello bob")
     await eventually(
@@ -222,14 +210,6 @@ async def test_everything_published_carries_the_documented_properties_and_bodies
     ]
     # Nothing else: every message is one of the three documented types.
     assert {m.type for m in spy.messages} == {"SEND_MESSAGE", "RECEIVE_MESSAGE", "DIRECTORY_EVENT"}
-
-
-async def _has_group(client: ChatClient, group: str) -> bool:
-    return group in await client.store.groups()
-
-
-async def _is_member(client: ChatClient, group: str, user: str) -> bool:
-    return user in await client.store.members(group)
 
 
 async def _status(client: ChatClient, message_id: str, status: str) -> bool:
@@ -327,7 +307,7 @@ async def test_directory_stream_keeps_registered_created_joined_and_left(
     await eventually(lambda: knows(alice, "alice"), what="alice's registration")
     bob = await deployment.client("bob")
     await alice.create_group("team")
-    await eventually(lambda: _has_group(bob, "team"), what="bob to see the group")
+    await eventually(lambda: has_group(bob, "team"), what="bob to see the group")
     await bob.join_group("team")
     await bob.leave_group("team")
     await bob.flush(10)
