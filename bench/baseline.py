@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractIncomingMessage
 
 
 class AckingConsumer:
@@ -40,8 +40,3 @@ class AckingConsumer:
             self.arrived.clear()
             await self.arrived.wait()
         return self.arrivals[body]
-
-
-async def consume(queue: AbstractQueue, consumer: AckingConsumer) -> str:
-    """Start consuming; the queue's channel must have `PREFETCH` set."""
-    return await queue.consume(consumer.on_message, no_ack=False)

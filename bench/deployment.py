@@ -17,6 +17,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
 
+from bench.baseline import AckingConsumer
 from chat_tui.config import CONFIG_FILE_ENV, Settings
 from chat_tui.core.client import ChatClient
 from chat_tui.core.sink import NullSink, Sink
@@ -100,6 +101,22 @@ class BenchDeployment:
         for group_id in group_ids:
             await queue.bind(exchange, routing_key=group_key(group_id))
         return queue
+
+    async def plain_consumer(
+        self,
+        connection: AbstractRobustConnection,
+        name: str,
+        group_ids: Sequence[str],
+        expected: int,
+    ) -> AckingConsumer:
+        """A baseline consumer, acking each message, on a channel of its own with
+        chat-tui's prefetch, consuming a `baseline_queue` bound to `group_ids`."""
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=PREFETCH)
+        queue = await self.baseline_queue(channel, name, group_ids)
+        consumer = AckingConsumer(expected)
+        await queue.consume(consumer.on_message, no_ack=False)
+        return consumer
 
     async def queue_depth(self, name: str) -> int:
         """Messages ready in a queue (not counting unacked ones)."""

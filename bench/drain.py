@@ -16,9 +16,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from bench.baseline import AckingConsumer, consume
 from bench.bodies import group_bodies
-from bench.deployment import PREFETCH, BenchDeployment, group_with, until
+from bench.deployment import BenchDeployment, group_with, until
 from bench.probe import AckWatch, ProbeSink, watch_acks
 from bench.report import Goal, Result
 from bench.sender import open_exchange, publish_all
@@ -93,11 +92,7 @@ async def plain_drain(deployment: BenchDeployment, count: int) -> tuple[float, S
         started = time.perf_counter()
         connection = await deployment.connect()
         try:
-            channel = await connection.channel()
-            await channel.set_qos(prefetch_count=PREFETCH)
-            queue = await deployment.baseline_queue(channel, "drain", [GROUP])
-            consumer = AckingConsumer(count)
-            await consume(queue, consumer)
+            consumer = await deployment.plain_consumer(connection, "drain", [GROUP], count)
             await asyncio.wait_for(consumer.done.wait(), 900)
         finally:
             await connection.close()

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench.baseline import AckingConsumer, consume
-from bench.deployment import PREFETCH, BenchDeployment, group_with
+from bench.deployment import BenchDeployment, group_with
 from bench.probe import AckWatch, ProbeSink, watch_acks
 from bench.report import Result
 from bench.sender import SenderProcess
@@ -36,13 +35,9 @@ async def chat_tui_rate(deployment: BenchDeployment, members: int, count: int) -
     for client, watch in zip(clients, watches, strict=True):
         watch_acks(client, watch)
     sender = SenderProcess(deployment.amqp_url, deployment.namespace, GROUP, SENDER, count)
-    try:
-        await sender.start()
-        started = sender.go()
-        await sender.wait_done()
-        await asyncio.wait_for(asyncio.gather(*(w.done.wait() for w in watches)), 900)
-    finally:
-        await sender.stop()
+    started, _ = await sender.run_until(
+        lambda: asyncio.gather(*(w.done.wait() for w in watches)), 900
+    )
     finished = max(w.finished_at for w in watches)
     await asyncio.gather(*(deployment.stop_client(c) for c in clients))
     return count / (finished - started)
@@ -51,22 +46,16 @@ async def chat_tui_rate(deployment: BenchDeployment, members: int, count: int) -
 async def plain_rate(deployment: BenchDeployment, members: int, count: int) -> float:
     connections = await asyncio.gather(*(deployment.connect() for _ in range(members)))
     try:
-        consumers = [AckingConsumer(count) for _ in range(members)]
-        for index, (connection, consumer) in enumerate(zip(connections, consumers, strict=True)):
-            channel = await connection.channel()
-            await channel.set_qos(prefetch_count=PREFETCH)
-            queue = await deployment.baseline_queue(channel, f"fanout.{index}", [BASELINE_GROUP])
-            await consume(queue, consumer)
+        consumers = [
+            await deployment.plain_consumer(connection, f"fanout.{index}", [BASELINE_GROUP], count)
+            for index, connection in enumerate(connections)
+        ]
         sender = SenderProcess(
             deployment.amqp_url, deployment.namespace, BASELINE_GROUP, SENDER, count
         )
-        try:
-            await sender.start()
-            started = sender.go()
-            await sender.wait_done()
-            await asyncio.wait_for(asyncio.gather(*(c.done.wait() for c in consumers)), 900)
-        finally:
-            await sender.stop()
+        started, _ = await sender.run_until(
+            lambda: asyncio.gather(*(c.done.wait() for c in consumers)), 900
+        )
         return count / (max(c.finished_at for c in consumers) - started)
     finally:
         await asyncio.gather(*(c.close() for c in connections))

@@ -8,10 +8,7 @@ The rate is N over the time from the sender's start to the last ack.
 
 from __future__ import annotations
 
-import asyncio
-
-from bench.baseline import AckingConsumer, consume
-from bench.deployment import PREFETCH, BenchDeployment
+from bench.deployment import BenchDeployment
 from bench.probe import AckWatch, ProbeSink, watch_acks
 from bench.report import Goal, Result
 from bench.sender import SenderProcess
@@ -29,13 +26,7 @@ async def chat_tui_rate(deployment: BenchDeployment, count: int) -> tuple[float,
     watch_acks(bob, watch)
     await bob.create_group(GROUP)
     sender = SenderProcess(deployment.amqp_url, deployment.namespace, GROUP, SENDER, count)
-    try:
-        await sender.start()
-        started = sender.go()
-        send_seconds = await sender.wait_done()
-        await asyncio.wait_for(watch.done.wait(), 600)
-    finally:
-        await sender.stop()
+    started, send_seconds = await sender.run_until(watch.done.wait, 600)
     await deployment.stop_client(bob)
     lag = watch.finished_at - started - send_seconds
     return count / (watch.finished_at - started), count / send_seconds, lag
@@ -44,21 +35,11 @@ async def chat_tui_rate(deployment: BenchDeployment, count: int) -> tuple[float,
 async def plain_rate(deployment: BenchDeployment, count: int) -> tuple[float, float, float]:
     connection = await deployment.connect()
     try:
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=PREFETCH)
-        queue = await deployment.baseline_queue(channel, "ingest", [BASELINE_GROUP])
-        consumer = AckingConsumer(count)
-        await consume(queue, consumer)
+        consumer = await deployment.plain_consumer(connection, "ingest", [BASELINE_GROUP], count)
         sender = SenderProcess(
             deployment.amqp_url, deployment.namespace, BASELINE_GROUP, SENDER, count
         )
-        try:
-            await sender.start()
-            started = sender.go()
-            send_seconds = await sender.wait_done()
-            await asyncio.wait_for(consumer.done.wait(), 600)
-        finally:
-            await sender.stop()
+        started, send_seconds = await sender.run_until(consumer.done.wait, 600)
         lag = consumer.finished_at - started - send_seconds
         return count / (consumer.finished_at - started), count / send_seconds, lag
     finally:

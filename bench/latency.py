@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 
-from bench.baseline import AckingConsumer, consume
-from bench.deployment import PREFETCH, BenchDeployment, group_with
+from bench.deployment import BenchDeployment, group_with
 from bench.latency_peer import LatencyPeer
 from bench.probe import ProbeSink
 from bench.report import Goal, Result
@@ -68,12 +67,10 @@ async def chat_tui_latencies(deployment: BenchDeployment, count: int) -> dict[st
 async def plain_latencies(deployment: BenchDeployment, count: int) -> list[float]:
     consumer_connection = await deployment.connect()
     try:
-        channel = await consumer_connection.channel()
-        await channel.set_qos(prefetch_count=PREFETCH)
-        queue = await deployment.baseline_queue(channel, "latency", [BASELINE_GROUP])
-        consumer = AckingConsumer(expected=count + WARM_UP)
+        consumer = await deployment.plain_consumer(
+            consumer_connection, "latency", [BASELINE_GROUP], count + WARM_UP
+        )
         consumer.record_arrivals = True
-        await consume(queue, consumer)
         samples: list[float] = []
         peer = LatencyPeer(
             "plain",

@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import aio_pika
@@ -126,6 +126,21 @@ class SenderProcess:
         if not line.startswith("done "):
             raise RuntimeError(f"the sender failed: {line!r}")
         return float(line.split()[1])
+
+    async def run_until(
+        self, received: Callable[[], Awaitable[object]], timeout: float
+    ) -> tuple[float, float]:
+        """Start it, let it publish everything, and wait until `received()` is done as
+        well; return when it started (time.perf_counter) and how many seconds it needed
+        to publish. It is stopped either way."""
+        try:
+            await self.start()
+            started = self.go()
+            send_seconds = await self.wait_done()
+            await asyncio.wait_for(received(), timeout)
+        finally:
+            await self.stop()
+        return started, send_seconds
 
     async def stop(self) -> None:
         """End the sender if it is still running (after a failure elsewhere)."""
