@@ -31,9 +31,6 @@ class Batcher(Generic[T]):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def __len__(self) -> int:
-        return len(self._items)
-
     async def _wait_for_items(self) -> None:
         while not self._items:
             self._waiter = asyncio.get_running_loop().create_future()

@@ -349,7 +349,8 @@ class ChatClient:
         before it: the publish waits only for the commit (in the OS, it survives the
         process), not for the fsync, which is what sets a chat's latency on a laptop
         disk. Only a power cut in that millisecond can lose the sender's copy of a
-        message that went out (docs/architecture.md, "Sending")."""
+        message that went out (docs/architecture.md, "The sender's fsync overlaps the
+        publish")."""
         check_text(text)
         message = SendMessage(
             message_id=uuid.UUID(new_message_id()),
