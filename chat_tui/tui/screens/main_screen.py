@@ -11,6 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -219,7 +220,14 @@ class MainScreen(Screen[None]):
 
     def _draw_sidebar(self) -> None:
         """Show the counts as they are now (unchanged rows are not redrawn)."""
-        self.sidebar.show(list(self.summaries.values()), self.current)
+        try:
+            sidebar = self.sidebar
+        except NoMatches:
+            # The app is closing: a store sync that was waiting for the cache came back
+            # after the widgets were removed. The counts are saved; there is nothing
+            # left to draw them on.
+            return
+        sidebar.show(list(self.summaries.values()), self.current)
 
     def _sync_soon(self) -> None:
         """Sync with the store now, or when the last sync is `STORE_SYNC_INTERVAL` old:
