@@ -8,9 +8,11 @@ arrived for `quiet` seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
+from chat_tui.backoff import Backoff
 from chat_tui.core.acking import ack_all
 from chat_tui.core.batching import Batcher
 from chat_tui.protocol.models import DirectoryEvent, MalformedMessageError, decode
@@ -29,6 +31,10 @@ class DirectoryFollower:
         self.invalid = 0
         self._last_activity: float | None = None  # None: not following yet
         self._pending = 0
+        # Set when caught-up may have come nearer: following began, or a batch was
+        # folded. A delivery alone need not wake the waiters: it only pushes the end of
+        # the quiet further out, which they find when their quiet deadline passes.
+        self._progress = asyncio.Event()
 
     def on_delivery(self, message: Delivery) -> None:
         self._last_activity = asyncio.get_running_loop().time()
@@ -37,6 +43,7 @@ class DirectoryFollower:
 
     def started(self) -> None:
         self._last_activity = asyncio.get_running_loop().time()
+        self._progress.set()
 
     async def run(self) -> None:
         while True:
@@ -56,29 +63,34 @@ class DirectoryFollower:
             await ack_all(batch)
             self._pending -= len(batch)
             self._last_activity = asyncio.get_running_loop().time()
+            self._progress.set()
             if changed:
                 self.on_change()
 
     async def _apply_until_stored(self, events: list[DirectoryEvent]) -> bool:
         # Acking a stream entry only grants credit; a batch that was acked but not folded
         # would be missing until the next start. So retry until the cache takes it.
-        delay = 0.5
+        backoff = Backoff(0.5, 10.0)
         while True:
             try:
                 return await self.store.apply_directory(events)
             except Exception as exc:
                 log.error("could not store directory events, retrying: %s", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                await backoff.wait()
 
     async def wait_caught_up(self, timeout: float = 5.0) -> bool:
         """Wait until nothing arrived for `quiet` seconds and all of it is folded."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            started = self._last_activity is not None
-            idle = loop.time() - (self._last_activity or 0.0)
-            if started and self._pending == 0 and idle >= self.quiet:
-                return True
-            await asyncio.sleep(min(self.quiet / 4, 0.05))
+            wake_at = deadline
+            if self._last_activity is not None and self._pending == 0:
+                quiet_from = self._last_activity + self.quiet
+                if loop.time() >= quiet_from:
+                    return True
+                wake_at = min(wake_at, quiet_from)
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(wake_at):
+                    await self._progress.wait()
         return False

@@ -23,6 +23,8 @@ import aiormq.abc
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustQueue
 from aiormq import spec
 
+from chat_tui.backoff import Backoff
+
 log = logging.getLogger(__name__)
 
 
@@ -121,7 +123,7 @@ class QueueConsumer:
         # restored the queue; the consumer is ours to restore. Not inside this callback:
         # aio-pika ignores what its callbacks raise, and a consume that fails with a
         # channel error there would leave the channel closed until the next reconnect.
-        self._register_soon(0.0)
+        self._register_soon(wait_first=False)
 
     def _on_cancelled(self, frame: spec.Basic.Cancel) -> None:
         # Synchronous on purpose: aiormq awaits this inside the channel's frame reader,
@@ -133,20 +135,27 @@ class QueueConsumer:
         # channel; aio-pika then restores it, declaring the queue again, and reopens it.
         log.warning("the broker cancelled the consumer of %s; consuming again", self._queue_name)
         self._registered_on = None
-        self._register_soon(RETRY_FIRST)
+        self._register_soon(wait_first=True)
 
-    def _register_soon(self, delay: float) -> None:
+    def _register_soon(self, *, wait_first: bool) -> None:
         if self._retry is None or self._retry.done():
-            self._retry = asyncio.get_running_loop().create_task(self._register_until_done(delay))
+            self._retry = asyncio.get_running_loop().create_task(
+                self._register_until_done(wait_first=wait_first)
+            )
 
-    async def _register_until_done(self, delay: float) -> None:
+    async def _register_until_done(self, *, wait_first: bool) -> None:
+        backoff = Backoff(RETRY_FIRST, RETRY_MAX)
+        if wait_first:
+            await backoff.wait()
         while True:
-            await asyncio.sleep(delay)
             try:
                 await self._register()
                 return
             except Exception as exc:  # a closed channel, a channel error, a timeout
-                delay = min(max(delay * 2, RETRY_FIRST), RETRY_MAX)
                 log.warning(
-                    "could not consume %s, retrying in %g s: %r", self._queue_name, delay, exc
+                    "could not consume %s, retrying in %g s: %r",
+                    self._queue_name,
+                    backoff.current,
+                    exc,
                 )
+                await backoff.wait()
