@@ -20,7 +20,7 @@ from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnectio
 from bench.baseline import AckingConsumer
 from chat_tui.config import CONFIG_FILE_ENV, Settings
 from chat_tui.core.client import ChatClient
-from chat_tui.core.sink import NullSink, Sink
+from chat_tui.core.sink import Sink
 from chat_tui.protocol.names import Names, group_key
 from chat_tui.transport.connection import Transport
 from chat_tui.transport.topology import personal_queue_arguments
@@ -60,7 +60,7 @@ class BenchDeployment:
         self, user: str, sink: Sink | None = None, *, online: bool = True
     ) -> ChatClient:
         """A started client; with `online`, connected and caught up with the directory."""
-        client = ChatClient(self.settings(user), sink or NullSink())
+        client = ChatClient(self.settings(user), sink or Sink())
         await client.start()
         self.clients.append(client)
         if online:

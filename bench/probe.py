@@ -14,11 +14,12 @@ from collections.abc import Sequence
 
 from chat_tui.core.client import ChatClient
 from chat_tui.core.receiver import Settlement
-from chat_tui.core.sink import ClientStatus, NullSink
+from chat_tui.core.sink import Sink
+from chat_tui.core.status import ClientStatus
 from chat_tui.store.records import StatusChange, StoredMessage
 
 
-class ProbeSink(NullSink):
+class ProbeSink(Sink):
     """Records when each message reached `show` (by message ID) and counts them; also
     which own messages left the outbox (confirmed, returned or failed)."""
 

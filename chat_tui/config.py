@@ -16,11 +16,18 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from yarl import URL
 
 from chat_tui.protocol.ids import NAMESPACE_PATTERN, validate_id
 
 APP_NAME = "chat-tui"
 CONFIG_FILE_ENV = "CHAT_TUI_CONFIG_FILE"
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages shown to people."""
+    parsed = URL(url)
+    return str(parsed.with_password("***")) if parsed.password else url
 
 
 def config_file() -> Path:

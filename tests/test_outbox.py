@@ -8,8 +8,8 @@ import asyncio
 import pytest
 
 from chat_tui.core.errors import InvalidInputError, UnknownUserError
+from chat_tui.core.status import ConnectionState
 from chat_tui.protocol.conversations import Conversation
-from chat_tui.transport.connection import LinkState
 from tests.conftest import (
     Deployment,
     RecordingSink,
@@ -42,8 +42,8 @@ async def test_messages_wait_in_the_outbox_while_offline_and_leave_with_the_same
         await offline.send(Conversation.dm("bob"), "third, while offline"),
     ]
     assert [m.status for m in queued] == ["queued"] * 3
-    await eventually(lambda: offline.status.outbox_size == 3, what="the header's outbox size")
-    assert offline.status.state is LinkState.OFFLINE
+    await eventually(lambda: offline.status.unsent_messages == 3, what="the header's outbox size")
+    assert offline.status.state is ConnectionState.OFFLINE
     assert offline.status.error and "cannot reach RabbitMQ" in offline.status.error
     assert await offline.store.pending_messages() == 3
     # Still there after retries: offline never turns them into failures.

@@ -8,13 +8,12 @@ import sys
 from collections.abc import Sequence
 
 from chat_tui.cli.printing import PrintingSink, ProblemSink, as_json, as_text
-from chat_tui.config import Settings
+from chat_tui.config import Settings, redact
 from chat_tui.core.client import ChatClient
 from chat_tui.core.errors import ChatError, OfflineError
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.ids import InvalidIdError
 from chat_tui.store.records import StoredMessage
-from chat_tui.transport.connection import redact
 
 CONNECT_TIMEOUT = 10.0
 FLUSH_ON_EXIT = 5.0

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from chat_tui.core.sink import NullSink
+from chat_tui.core.sink import Sink
 from chat_tui.store.records import StoredMessage
 
 
@@ -57,7 +57,7 @@ def as_text(message: StoredMessage) -> str:
     return f"{when}  {message.conversation}  {message.sender_id}: {text}{suffix}"
 
 
-class PrintingSink(NullSink):
+class PrintingSink(Sink):
     """The sink of `chat-tui tail`: prints, flushes, and only then lets the core ack."""
 
     def __init__(self, json_lines: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr):
@@ -77,7 +77,7 @@ class PrintingSink(NullSink):
         self.err.flush()
 
 
-class ProblemSink(NullSink):
+class ProblemSink(Sink):
     """The sink of commands that show no messages: problems still reach stderr, so that,
     say, a queued DM that the broker returns as "unknown user" is not failed silently."""
 

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from chat_tui.config import Settings
+from chat_tui.core.cache_view import CacheView
 from chat_tui.core.directory import DirectoryFollower
 from chat_tui.core.errors import (
     ChatError,
@@ -30,7 +31,8 @@ from chat_tui.core.errors import (
 from chat_tui.core.outbox import OutboxPublisher
 from chat_tui.core.receipts import ReceiptIntake
 from chat_tui.core.receiver import InboxPipeline
-from chat_tui.core.sink import ClientStatus, NullSink, Sink
+from chat_tui.core.sink import Sink
+from chat_tui.core.status import ClientStatus, ConnectionState
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.ids import InvalidIdError, new_message_id, validate_id
 from chat_tui.protocol.models import DirectoryEvent, DirectoryEventKind, SendMessage
@@ -73,7 +75,7 @@ class ChatClient:
         # would ack messages that no face ever showed to the user.
         self.receive_messages = receive_messages
         self.me = settings.user
-        self.sink: Sink = sink or NullSink()
+        self.sink: Sink = sink or Sink()
         self.names = Names(settings.namespace)
         self.transport = Transport(
             settings.amqp_url,
@@ -98,7 +100,7 @@ class ChatClient:
         self._standby = False
         self._sent_waiters: dict[str, asyncio.Future[StatusChange]] = {}
         self._link = LinkStatus(LinkState.CONNECTING)
-        self.status = ClientStatus(LinkState.CONNECTING)
+        self.status = ClientStatus(ConnectionState.CONNECTING)
         self.inbox: InboxPipeline | None = None
         self.receipts: ReceiptIntake | None = None
         self.directory: DirectoryFollower | None = None
@@ -111,6 +113,11 @@ class ChatClient:
         if self._store is None:
             raise RuntimeError("the client is not started")
         return self._store
+
+    @property
+    def cache(self) -> CacheView:
+        """What the faces read from the cache."""
+        return CacheView(self.store)
 
     async def __aenter__(self) -> ChatClient:
         await self.start()
@@ -254,10 +261,10 @@ class ChatClient:
     def _publish_status(self) -> None:
         link = self._link
         self.status = ClientStatus(
-            state=link.state,
+            state=ConnectionState(link.state.value),
             next_retry_at=link.next_retry_at,
             error=link.error or self._fatal,
-            outbox_size=self._outbox_size,
+            unsent_messages=self._outbox_size,
             standby=self._standby,
         )
         self.sink.connection_changed(self.status)

@@ -16,9 +16,8 @@ from textual.theme import Theme
 from chat_tui.config import Settings
 from chat_tui.core.client import ChatClient
 from chat_tui.core.errors import ChatError
-from chat_tui.core.sink import ClientStatus
+from chat_tui.core.status import ClientStatus, ConnectionState
 from chat_tui.protocol.conversations import Conversation
-from chat_tui.transport.connection import LinkState
 from chat_tui.tui.demo import DemoBots
 from chat_tui.tui.messages import (
     BatchArrived,
@@ -39,7 +38,7 @@ from chat_tui.tui.widgets.sidebar import ConversationList
 log = logging.getLogger(__name__)
 
 THEME_META = "tui.theme"
-NOT_CONNECTING = ClientStatus(LinkState.OFFLINE, error="not connecting")
+NOT_CONNECTING = ClientStatus(ConnectionState.OFFLINE, error="not connecting")
 
 
 class ChatApp(App[None]):
@@ -158,7 +157,7 @@ class ChatApp(App[None]):
     def _connection_changed(self, message: ConnectionChanged) -> None:
         status = message.status
         if not self.connect:
-            status = replace(NOT_CONNECTING, outbox_size=status.outbox_size)
+            status = replace(NOT_CONNECTING, unsent_messages=status.unsent_messages)
         if status.standby and not self._told_standby:
             self._told_standby = True
             self.notify(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from chat_tui.config import Settings
 from chat_tui.core.client import ChatClient
 from chat_tui.core.errors import ChatError
-from chat_tui.core.sink import NullSink
+from chat_tui.core.sink import Sink
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.store.records import StoredMessage
 
@@ -44,7 +44,7 @@ DM_LINES = (
 REPLIES = ("got it", "sounds good", "ha, yes", "let me check", "👍", "on it")
 
 
-class _BotSink(NullSink):
+class _BotSink(Sink):
     """Reads everything at once (so the user sees read ticks) and answers DMs."""
 
     def __init__(self, bot: DemoBot) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from textual.message import Message
 
-from chat_tui.core.sink import ClientStatus
+from chat_tui.core.status import ClientStatus
 from chat_tui.store.records import StatusChange, StoredMessage
 
 

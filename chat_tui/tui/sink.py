@@ -13,7 +13,8 @@ from typing import Any
 
 from textual.app import App
 
-from chat_tui.core.sink import ClientStatus
+from chat_tui.core.sink import Sink
+from chat_tui.core.status import ClientStatus
 from chat_tui.store.records import StatusChange, StoredMessage
 from chat_tui.tui.messages import (
     BatchArrived,
@@ -24,7 +25,7 @@ from chat_tui.tui.messages import (
 )
 
 
-class AppSink:
+class AppSink(Sink):
     def __init__(self, app: App[Any]) -> None:
         self.app = app
 

@@ -20,7 +20,7 @@ import sys
 from chat_tui.cli.printing import PrintingSink
 from chat_tui.config import load_settings
 from chat_tui.core.client import ChatClient
-from chat_tui.core.sink import ClientStatus
+from chat_tui.core.status import ClientStatus
 from chat_tui.protocol.conversations import Conversation
 
 

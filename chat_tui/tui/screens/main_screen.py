@@ -17,7 +17,7 @@ from textual.widgets import Footer, Static
 
 from chat_tui.core.client import ChatClient
 from chat_tui.core.errors import ChatError
-from chat_tui.core.sink import ClientStatus
+from chat_tui.core.status import ClientStatus
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.ids import InvalidIdError
 from chat_tui.store.records import ConversationSummary, StatusChange, StoredMessage

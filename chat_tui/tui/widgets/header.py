@@ -9,14 +9,13 @@ from rich.text import Text
 from textual.widgets import Static
 
 from chat_tui.config import APP_NAME
-from chat_tui.core.sink import ClientStatus
-from chat_tui.transport.connection import LinkState
+from chat_tui.core.status import ClientStatus, ConnectionState
 
 _STATE_STYLES = {
-    LinkState.ONLINE: Style(color="#98c379", bold=True),
-    LinkState.CONNECTING: Style(color="#e5c07b"),
-    LinkState.RECONNECTING: Style(color="#e5c07b", bold=True),
-    LinkState.OFFLINE: Style(color="#e06c75", bold=True),
+    ConnectionState.ONLINE: Style(color="#98c379", bold=True),
+    ConnectionState.CONNECTING: Style(color="#e5c07b"),
+    ConnectionState.RECONNECTING: Style(color="#e5c07b", bold=True),
+    ConnectionState.OFFLINE: Style(color="#e06c75", bold=True),
 }
 
 
@@ -24,11 +23,11 @@ def describe_status(status: ClientStatus, now: datetime) -> Text:
     """The connection part of the header, e.g. `● reconnecting, next try in 3 s`."""
     text = Text(end="")
     text.append(f"● {status.state.value}", _STATE_STYLES[status.state])
-    if status.state is not LinkState.ONLINE and status.next_retry_at is not None:
+    if status.state is not ConnectionState.ONLINE and status.next_retry_at is not None:
         seconds = max(0, round((status.next_retry_at - now).total_seconds()))
         text.append(f", next try in {seconds} s")
-    if status.outbox_size:
-        text.append(f" · {status.outbox_size} queued", Style(color="#e5c07b"))
+    if status.unsent_messages:
+        text.append(f" · {status.unsent_messages} queued", Style(color="#e5c07b"))
     if status.standby:
         text.append(
             " · STANDBY: another chat-tui of this user is receiving; this one waits",
