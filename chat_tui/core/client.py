@@ -482,6 +482,10 @@ class ChatClient:
             raise UnknownGroupError(f"unknown group {group_id!r}")
         return await self.store.members(group_id)
 
+    async def outbox_backlog(self) -> int:
+        """Rows still waiting in the outbox: own messages, receipts, directory events."""
+        return await self.store.outbox_size()
+
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until the outbox is empty (everything confirmed)."""
         try:
