@@ -1,8 +1,11 @@
-"""Shared fixtures. Every test talks to a real RabbitMQ, under a fresh namespace.
+"""Shared fixtures and the suite's markers.
 
-The broker is the one at CHAT_TUI_AMQP_URL (default: the local one). If it does not
-answer, the session starts it the way `make broker` does, and fails if it cannot:
-no test is skipped for want of a broker.
+A test that needs RabbitMQ asks for the `amqp_url` fixture (directly or through
+`deployment` or `raw`) and works under a fresh namespace. The broker is the one at
+CHAT_TUI_AMQP_URL (default: the local one). If it does not answer, the session starts it
+the way `make broker` does, and fails if it cannot: no test is skipped for want of a
+broker. Markers follow from that and from the folders (see pytest_collection_modifyitems),
+so that `-m "not broker"` runs without any broker and cannot drift.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from chat_tui.protocol.names import Names
 from chat_tui.store.records import StatusChange, StoredMessage
 
 ROOT = Path(__file__).resolve().parent.parent
+TESTS = ROOT / "tests"
 AMQP_URL = os.environ.get("CHAT_TUI_AMQP_URL", "amqp://guest:guest@localhost:5672/")
 
 
@@ -51,6 +55,21 @@ def amqp_url() -> str:
     if not _broker_answers():
         pytest.fail(f"no RabbitMQ answers at {AMQP_URL} and none could be started")
     return AMQP_URL
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark from what a test needs, not by hand: `broker` for every test whose fixtures
+    reach `amqp_url` and for the fault suite (it runs its own RabbitMQ node), `faults` for
+    tests/faults, `tui` for tests/tui."""
+    for item in items:
+        path = item.path
+        in_faults = path.is_relative_to(TESTS / "faults")
+        if in_faults:
+            item.add_marker(pytest.mark.faults)
+        if path.is_relative_to(TESTS / "tui"):
+            item.add_marker(pytest.mark.tui)
+        if in_faults or "amqp_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.broker)
 
 
 class RecordingSink:
