@@ -31,8 +31,10 @@ from tests.tui.cache_fill import fill_long_conversation
 from tests.tui.screen_reading import (
     header_text,
     main_screen,
+    main_screen_ready,
     message_lines,
     message_text,
+    notification_texts,
     sidebar_rows,
 )
 
@@ -47,7 +49,7 @@ async def type_line(pilot: Pilot[None], text: str) -> None:
 async def come_online(app: ChatApp) -> None:
     assert await app.client.wait_online(15), "the app did not come online"
     assert await app.client.wait_directory(10)
-    await eventually(lambda: app.main_screen is not None, what="the main screen")
+    await main_screen_ready(app)
 
 
 def rows(app: ChatApp) -> list[str]:
@@ -182,7 +184,7 @@ async def test_offline_start_reads_history_and_queues_what_is_typed(
 ) -> None:
     app = ChatApp(sample_settings, open_conversation="group:lobby", zone=UTC)
     async with app.run_test(size=SIZE) as pilot:
-        await eventually(lambda: app.main_screen is not None, what="the main screen")
+        await main_screen_ready(app)
         # The cached history is there before (and without) any broker.
         assert "see you at standup" in message_text(app)
         await eventually(lambda: "offline, next try in" in header_text(app), what="offline")
@@ -260,7 +262,7 @@ async def test_help_screen_lists_every_binding_and_slash_command(
 ) -> None:
     app = ChatApp(offline_settings, connect=False)
     async with app.run_test(size=SIZE) as pilot:
-        await eventually(lambda: app.main_screen is not None, what="the main screen")
+        await main_screen_ready(app)
         await pilot.press("f1")
         assert isinstance(app.screen, HelpScreen)
         text = app.screen.help_text().plain
@@ -281,7 +283,7 @@ async def test_composer_sends_on_enter_and_refuses_empty_or_oversized_text(
 ) -> None:
     app = ChatApp(sample_settings, connect=False, open_conversation="dm:bob")
     async with app.run_test(size=SIZE) as pilot:
-        await eventually(lambda: app.main_screen is not None, what="the main screen")
+        await main_screen_ready(app)
         screen = main_screen(app)
         count = len(screen.view.messages)
         await pilot.press("enter", "space", "space", "enter")
@@ -314,7 +316,7 @@ async def test_composer_sends_on_enter_and_refuses_empty_or_oversized_text(
 async def test_keys_move_between_conversations(sample_settings: Settings) -> None:
     app = ChatApp(sample_settings, connect=False, open_conversation="group:lobby")
     async with app.run_test(size=SIZE) as pilot:
-        await eventually(lambda: app.main_screen is not None, what="the main screen")
+        await main_screen_ready(app)
         screen = main_screen(app)
         assert rows(app) == [
             "Groups",
@@ -346,14 +348,14 @@ async def test_keys_move_between_conversations(sample_settings: Settings) -> Non
 async def test_theme_and_open_conversation_are_remembered(sample_settings: Settings) -> None:
     first = ChatApp(sample_settings, connect=False)
     async with first.run_test(size=SIZE) as pilot:
-        await eventually(lambda: first.main_screen is not None, what="the main screen")
+        await main_screen_ready(first)
         await pilot.press("alt+4")
         assert main_screen(first).current == Conversation.dm("carol")
         first.theme = "nord"
         await pilot.pause()
     second = ChatApp(sample_settings, connect=False)
     async with second.run_test(size=SIZE):
-        await eventually(lambda: second.main_screen is not None, what="the main screen")
+        await main_screen_ready(second)
         assert second.theme == "nord"
         await eventually(lambda: main_screen(second).current == Conversation.dm("carol"))
         assert "lunch today?" in message_text(second)
@@ -365,7 +367,7 @@ async def test_long_conversation_pages_from_the_cache_and_stays_bounded(
     conversation = await fill_long_conversation(offline_settings, "bob", 1500)
     app = ChatApp(offline_settings, connect=False, open_conversation=conversation)
     async with app.run_test(size=SIZE) as pilot:
-        await eventually(lambda: app.main_screen is not None, what="the main screen")
+        await main_screen_ready(app)
         view = main_screen(app).query_one(MessageView)
         assert len(view.messages) == PAGE
         assert "message number 1499" in message_text(app)
@@ -469,19 +471,20 @@ async def test_messages_count_as_read_only_while_the_terminal_has_focus(
 async def test_create_members_and_leave_commands(deployment: Deployment) -> None:
     await deployment.client("bob")
     app = ChatApp(deployment.settings("alice"))
-    async with app.run_test(size=SIZE) as pilot:
+    # Toasts are off in run_test unless asked for; /members answers with one.
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await come_online(app)
         await type_line(pilot, "/create hideout")
         await eventually(lambda: main_screen(app).current == Conversation.group("hideout"))
         await eventually(lambda: "#hideout · 1 member" in _title(app), what="the title")
         await type_line(pilot, "/members")
         await eventually(
-            lambda: any("hideout: 1 members" in str(n.title) for n in app._notifications),
+            lambda: any("#hideout: 1 members\nalice" in text for text in notification_texts(app)),
             what="the members notification",
         )
         await type_line(pilot, "/leave")
         await eventually(lambda: "hideout" not in " ".join(rows(app)), what="#hideout gone")
-        assert "alice" not in await app.client.store.members("hideout")
+        assert "alice" not in await app.client.members("hideout")
 
 
 def _title(app: ChatApp) -> str:
@@ -491,7 +494,7 @@ def _title(app: ChatApp) -> str:
 async def test_command_palette_offers_the_chat_actions(sample_settings: Settings) -> None:
     app = ChatApp(sample_settings, connect=False)
     async with app.run_test(size=SIZE) as pilot:
-        await eventually(lambda: app.main_screen is not None, what="the main screen")
+        await main_screen_ready(app)
         await pilot.press("ctrl+p", *"members of #lobby")
         palette = app.screen
         await eventually(
