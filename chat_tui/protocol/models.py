@@ -37,11 +37,19 @@ class MalformedMessageError(ValueError):
     """A body that is not a valid protocol message; it is dead-lettered, never retried."""
 
 
-def _check_content(text: str) -> str:
+def content_problem(text: str) -> str | None:
+    """What is wrong with `text` as the content of a chat message, or None."""
     if not text.strip():
-        raise ValueError("content is empty")
+        return "content is empty"
     if len(text.encode("utf-8")) > MAX_CONTENT_BYTES:
-        raise ValueError(f"content is over {MAX_CONTENT_BYTES} bytes of UTF-8")
+        return f"content is over {MAX_CONTENT_BYTES} bytes of UTF-8"
+    return None
+
+
+def _check_content(text: str) -> str:
+    problem = content_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
     return text
 
 
@@ -147,8 +155,3 @@ def decode(body: bytes) -> WireMessage:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "body"
         raise MalformedMessageError(f"{where}: {first.get('msg')}") from None
-
-
-def message_id_of(message: WireMessage) -> str | None:
-    """The AMQP `message_id` property: the payload's own for SEND_MESSAGE, else None."""
-    return str(message.message_id) if isinstance(message, SendMessage) else None
