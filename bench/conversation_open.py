@@ -28,9 +28,9 @@ from bench.bodies import content
 from bench.deployment import BenchDeployment
 from bench.report import Goal, Result
 from bench.sizes import Sizes
+from chat_tui.core.cache_policy import open_cache
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.models import DirectoryEvent, SendMessage
-from chat_tui.store.cache import Store
 
 USER = "bob"
 PEER = "carol"
@@ -44,7 +44,7 @@ SCREEN = (120, 40)
 async def fill_cache(deployment: BenchDeployment, count: int) -> None:
     """BIG gets `count` messages from carol, read up to the newest; SMALL gets 20."""
     settings = deployment.settings(USER)
-    store = await Store.open(settings.database_path, USER)
+    store = await open_cache(settings.database_path, USER)
     try:
         await store.apply_directory(
             [

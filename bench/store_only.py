@@ -14,8 +14,8 @@ import time
 import uuid
 from pathlib import Path
 
+from chat_tui.core.cache_policy import open_cache
 from chat_tui.protocol.models import SendMessage
-from chat_tui.store.cache import Store
 
 BATCH = 100
 
@@ -23,7 +23,7 @@ BATCH = 100
 async def measure(count: int) -> float:
     """Microseconds per message for storing `count` messages."""
     with tempfile.TemporaryDirectory(prefix="chat-tui-store-bench-") as folder:
-        store = await Store.open(Path(folder) / "bench.sqlite3", "bob")
+        store = await open_cache(Path(folder) / "bench.sqlite3", "bob")
         messages = [
             SendMessage(
                 message_id=uuid.uuid4(), sender_id="carol", group_id="bench", content="x" * 120

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from chat_tui.core.cache_policy import open_cache
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.models import DirectoryEvent, SendMessage
-from chat_tui.store.cache import SendRefused, Store
+from chat_tui.store import SendRefused, Store
 from chat_tui.store.database import StoreError
 from chat_tui.store.records import SendRefusal, StoredMessage
 from chat_tui.store.schema import SCHEMA_VERSION
@@ -31,7 +32,7 @@ def from_bob(content: str, group: str | None = "team") -> SendMessage:
 
 @pytest.fixture
 async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = await Store.open(tmp_path / "alice.sqlite3", "alice")
+    opened = await open_cache(tmp_path / "alice.sqlite3", "alice")
     yield opened
     await opened.close()
 
@@ -183,14 +184,14 @@ async def test_schema_is_versioned_and_in_wal_mode(store: Store) -> None:
 
 async def test_a_reopened_store_keeps_messages_outbox_and_directory(tmp_path: Path) -> None:
     path = tmp_path / "cache" / "alice.sqlite3"
-    store = await Store.open(path, "alice")
+    store = await open_cache(path, "alice")
     await store.store_incoming([from_bob("kept")])
     mine = SendMessage(message_id=uuid.uuid4(), sender_id="alice", recipient_id="bob", content="q")
     await store.enqueue_message(mine)
     await store.set_meta("theme", "nord")
     await store.close()
 
-    reopened = await Store.open(path, "alice")
+    reopened = await open_cache(path, "alice")
     try:
         assert [m.content for m in await reopened.history(TEAM)] == ["kept"]
         assert await reopened.pending_messages() == 1
@@ -208,7 +209,7 @@ async def test_a_cache_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="newer"):
-        await Store.open(path, "alice")
+        await open_cache(path, "alice")
 
 
 async def test_a_cache_behind_a_symlink_syncs_the_log_beside_the_real_file(
@@ -220,7 +221,7 @@ async def test_a_cache_behind_a_symlink_syncs_the_log_beside_the_real_file(
     real.mkdir()
     link = tmp_path / "alice.sqlite3"
     link.symlink_to(real / "alice.sqlite3")
-    store = await Store.open(link, "alice")
+    store = await open_cache(link, "alice")
     try:
         await store.store_incoming([from_bob("kept")], durable=True)
         log_fd = store._db._log_fd  # the descriptor every sync goes to

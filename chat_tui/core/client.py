@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from chat_tui.config import Settings
+from chat_tui.core.cache_policy import open_cache
 from chat_tui.core.cache_view import CacheView
 from chat_tui.core.directory import DirectoryFollower
 from chat_tui.core.errors import (
@@ -37,7 +38,7 @@ from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.ids import InvalidIdError, new_message_id, validate_id
 from chat_tui.protocol.models import DirectoryEvent, DirectoryEventKind, SendMessage
 from chat_tui.protocol.names import Names
-from chat_tui.store.cache import SendRefused, Store
+from chat_tui.store import SendRefused, Store
 from chat_tui.store.database import StoreError
 from chat_tui.store.records import SendRefusal, StatusChange, StoredMessage
 from chat_tui.transport.connection import (
@@ -129,7 +130,7 @@ class ChatClient:
     async def start(self, *, connect: bool = True) -> None:
         """Open the cache (history is readable at once), then connect in the background."""
         try:
-            self._store = await Store.open(self.settings.database_path, self.me)
+            self._store = await open_cache(self.settings.database_path, self.me)
         except StoreError as exc:
             raise StorageError(str(exc)) from None
         store = self._store

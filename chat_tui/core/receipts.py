@@ -11,7 +11,7 @@ from chat_tui.core.batching import Batcher
 from chat_tui.core.sink import Sink
 from chat_tui.protocol.models import MalformedMessageError, ReceiveMessage, decode
 from chat_tui.protocol.names import receipt_key
-from chat_tui.store.cache import Store
+from chat_tui.store import Store
 from chat_tui.transport.consumers import Delivery
 
 log = logging.getLogger(__name__)

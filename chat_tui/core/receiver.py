@@ -17,7 +17,7 @@ from chat_tui.core.batching import Batcher
 from chat_tui.core.sink import Sink
 from chat_tui.protocol.models import MalformedMessageError, SendMessage, decode
 from chat_tui.protocol.names import group_key, user_key
-from chat_tui.store.cache import Store
+from chat_tui.store import Store
 from chat_tui.transport.consumers import Delivery
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""Plain records that the store hands out; the faces read these, never SQL rows."""
+"""Plain records that the store hands out (the faces read these, never SQL rows), and
+the refusal it raises when an own message cannot be addressed."""
 
 from __future__ import annotations
 
@@ -42,10 +43,13 @@ class ConversationSummary:
     last_activity: datetime | None
 
 
+OutboxKind = Literal["message", "receipt", "directory"]
+
+
 @dataclass(frozen=True)
 class OutboxItem:
     seq: int
-    kind: Literal["message", "receipt", "directory"]
+    kind: OutboxKind
     routing_key: str
     message_type: str
     amqp_message_id: str
@@ -61,6 +65,15 @@ class SendRefusal(StrEnum):
     NOT_A_MEMBER = "not a member"
 
 
+class SendRefused(Exception):
+    """An own message cannot go where it is addressed; nothing was written."""
+
+    def __init__(self, reason: SendRefusal, target: str) -> None:
+        super().__init__(f"{reason.value}: {target}")
+        self.reason = reason
+        self.target = target
+
+
 @dataclass(frozen=True)
 class StatusChange:
     """An own message whose status or receipt counts changed."""
@@ -72,6 +85,19 @@ class StatusChange:
     read_count: int
     recipient_count: int
     error: str | None = None
+
+    @classmethod
+    def of(cls, message: StoredMessage) -> StatusChange:
+        """The status and receipt counts of `message` as it stands."""
+        return cls(
+            message_id=message.message_id,
+            conversation=message.conversation,
+            status=message.status,
+            delivered_count=message.delivered_count,
+            read_count=message.read_count,
+            recipient_count=message.recipient_count,
+            error=message.error,
+        )
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from chat_tui.config import Settings
+from chat_tui.core.cache_policy import open_cache
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.models import DirectoryEvent, ReceiveMessage, SendMessage
-from chat_tui.store.cache import Store
 
 DAY_ONE = datetime(2026, 3, 9, 9, 15, tzinfo=UTC)
 DAY_TWO = datetime(2026, 3, 10, 8, 40, tzinfo=UTC)
@@ -39,7 +39,7 @@ async def fill_sample_cache(settings: Settings) -> None:
     """alice's cache: #lobby (4 members) with history over two days and receipts,
     #dev with unread messages and a mention, DMs with bob and carol."""
     me = settings.user
-    store = await Store.open(settings.database_path, me)
+    store = await open_cache(settings.database_path, me)
     try:
         events = [
             DirectoryEvent(event="registered", user_id=u, timestamp=DAY_ONE)
@@ -158,7 +158,7 @@ async def fill_sample_cache(settings: Settings) -> None:
 
 async def fill_long_conversation(settings: Settings, peer: str, count: int) -> Conversation:
     """A DM with `peer` of `count` messages (all read), for paging and the benchmark."""
-    store = await Store.open(settings.database_path, settings.user)
+    store = await open_cache(settings.database_path, settings.user)
     try:
         chunk = 2000
         for start in range(0, count, chunk):
