@@ -13,7 +13,7 @@ import pytest
 from chat_tui.core.cache_policy import open_cache
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.models import DirectoryEvent, SendMessage
-from chat_tui.store import SendRefused, Store
+from chat_tui.store import SendRefused, Store, schema
 from chat_tui.store.database import StoreError
 from chat_tui.store.records import SendRefusal, StoredMessage
 from chat_tui.store.schema import SCHEMA_VERSION
@@ -179,7 +179,28 @@ async def test_schema_is_versioned_and_in_wal_mode(store: Store) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert {"messages", "conversations", "outbox", "receipt_marks"} <= tables
-    assert SCHEMA_VERSION >= 1
+
+
+async def test_a_cache_from_an_older_version_is_migrated_and_keeps_its_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "alice.sqlite3"
+    store = await open_cache(path, "alice")
+    await store.store_incoming([from_bob("from before the upgrade")])
+    await store.close()
+    # The next chat-tui adds a migration; the file it finds is one version behind.
+    newer = [*schema.MIGRATIONS, "ALTER TABLE meta ADD COLUMN note TEXT"]
+    monkeypatch.setattr(schema, "MIGRATIONS", newer)
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", len(newer))
+
+    upgraded = await open_cache(path, "alice")
+    try:
+        assert [m.content for m in await upgraded.history(TEAM)] == ["from before the upgrade"]
+    finally:
+        await upgraded.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+        assert "note" in {row[1] for row in conn.execute("PRAGMA table_info(meta)")}
 
 
 async def test_a_reopened_store_keeps_messages_outbox_and_directory(tmp_path: Path) -> None:
@@ -213,7 +234,7 @@ async def test_a_cache_from_a_newer_version_is_refused(tmp_path: Path) -> None:
 
 
 async def test_a_cache_behind_a_symlink_syncs_the_log_beside_the_real_file(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # SQLite follows the link and keeps its write-ahead log beside the real file; the
     # fsyncs that acks wait for must go to that log, not to a path beside the link.
@@ -222,11 +243,17 @@ async def test_a_cache_behind_a_symlink_syncs_the_log_beside_the_real_file(
     link = tmp_path / "alice.sqlite3"
     link.symlink_to(real / "alice.sqlite3")
     store = await open_cache(link, "alice")
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
     try:
         await store.store_incoming([from_bob("kept")], durable=True)
-        log_fd = store._db._log_fd  # the descriptor every sync goes to
-        assert log_fd is not None
-        assert os.readlink(f"/proc/self/fd/{log_fd}") == str(real / "alice.sqlite3-wal")
+        assert synced == [str(real / "alice.sqlite3-wal")]
         assert not (tmp_path / "alice.sqlite3-wal").exists()
     finally:
         await store.close()
