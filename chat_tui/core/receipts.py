@@ -3,9 +3,9 @@ sent to delivered to read, per member."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from chat_tui.backoff import Backoff
 from chat_tui.core.acking import ack_all, reject, requeue
 from chat_tui.core.batching import Batcher
 from chat_tui.core.sink import Sink
@@ -23,6 +23,8 @@ class ReceiptIntake:
         self.sink = sink
         self.batcher: Batcher[Delivery] = Batcher(200, 0.01)
         self.rejected = 0
+        # Before receipts that could not be stored go back to the broker.
+        self._hand_back_delay = Backoff(1.0, 1.0)
 
     def on_delivery(self, message: Delivery) -> None:
         self.batcher.put(message)
@@ -59,9 +61,10 @@ class ReceiptIntake:
             changes = await self.store.apply_receipts(receipts)
         except Exception as exc:
             self.sink.problem(f"could not store receipts: {exc}")
-            await asyncio.sleep(1.0)
+            await self._hand_back_delay.wait()
             await requeue(settled)
             return
+        self._hand_back_delay.reset()
         if changes:
             self.sink.status_changed(changes)
         await ack_all(settled)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from chat_tui.backoff import Backoff
 from chat_tui.core.acking import ack_all, reject, requeue
 from chat_tui.core.batching import Batcher
 from chat_tui.core.sink import Sink
@@ -22,7 +23,6 @@ from chat_tui.transport.consumers import Delivery
 
 log = logging.getLogger(__name__)
 
-RETRY_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)
 BATCH_SIZE = 400
 """Deliveries per batch at most. Each batch costs a fixed handful of SQLite calls, an
 fsync and an ack; 400 drained a 30,000-message backlog about 20% faster than 100 did
@@ -93,7 +93,9 @@ class InboxPipeline:
         self.batcher: Batcher[Delivery] = Batcher(batch_size, batch_wait)
         self.counters = ReceiveCounters()
         self._seen_any = False
-        self._failures_in_a_row = 0
+        # Before a failed batch goes back to the broker: 0.5 s, doubling up to 10 s.
+        self._hand_back_delay = Backoff(0.5, 10.0)
+        self._failing = False
         self._show_budget: int | None = None
         self._budget_left = asyncio.Event()
         self._budget_left.set()
@@ -200,17 +202,17 @@ class InboxPipeline:
             )
             return
         await ack_all(settlement.deliveries)
-        if self._failures_in_a_row:
-            self._failures_in_a_row = 0
+        if self._failing:
+            self._failing = False
+            self._hand_back_delay.reset()
             self.sink.problem("incoming messages are being stored again")
 
     async def _hand_back(self, deliveries: list[Delivery], error: str) -> None:
         """Not acked: after a pause, hand them back; the broker redelivers them."""
         self.counters.failures += 1
-        self._failures_in_a_row += 1
-        delay = RETRY_DELAYS[min(self._failures_in_a_row, len(RETRY_DELAYS)) - 1]
-        text = f"{error}. Retrying in {delay:g} s."
+        self._failing = True
+        text = f"{error}. Retrying in {self._hand_back_delay.current:g} s."
         log.error(text)
         self.sink.problem(text)
-        await asyncio.sleep(delay)
+        await self._hand_back_delay.wait()
         await requeue(deliveries)
