@@ -1,4 +1,7 @@
-# make run: set up, then open chat-tui.   make test: set up, then every test.
+# make run: set up, then open chat-tui (make demo: with simulated users).
+# make test: set up, start the broker, lint, then every test, the fault suite included.
+# make test-fast: only the tests that need no broker, in seconds: no broker start, no lint.
+# make test-faults: only the fault suite.  make lint, make bench, make bench-quick, make clean.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -35,6 +38,9 @@ lint: $(STAMP)
 
 test: broker lint
 	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	CHAT_TUI_TESTS_WITHOUT_BROKER=1 $(PY) -m pytest -m "not broker" -p no:cacheprovider
 
 test-faults: broker
 	$(PY) -m pytest -m faults -p no:cacheprovider
