@@ -44,6 +44,7 @@ from chat_tui.store.records import SendRefusal, StatusChange, StoredMessage
 from chat_tui.transport.connection import (
     AuthenticationRefused,
     BrokerUnreachable,
+    InboxAtConnect,
     LinkState,
     LinkStatus,
     Transport,
@@ -185,7 +186,7 @@ class ChatClient:
         delay = self.settings.reconnect_interval
         while True:
             try:
-                created = await self.transport.connect()
+                inbox = await self.transport.connect()
             except AuthenticationRefused as exc:
                 self._fatal = str(exc)
                 self._set_link(LinkStatus(LinkState.OFFLINE, error=str(exc)))
@@ -200,7 +201,7 @@ class ChatClient:
                 delay = min(delay * 2, MAX_CONNECT_BACKOFF)
                 continue
             try:
-                await self._on_connected(created)
+                await self._on_connected(inbox)
             except Exception as exc:
                 # The link died while the consumers were being set up. Without this the
                 # loop would end and leave a client with no consumers for good.
@@ -213,10 +214,10 @@ class ChatClient:
             self._first_attempt.set()
             return
 
-    async def _on_connected(self, created: bool) -> None:
+    async def _on_connected(self, inbox: InboxAtConnect) -> None:
         assert self.inbox and self.receipts and self.directory
-        self._standby = self.transport.inbox_had_consumer
-        if created:
+        self._standby = inbox.had_consumer
+        if inbox.created:
             await self._announce("registered")
         self.directory.started()
         await self.transport.consume_directory(self.directory.on_delivery)

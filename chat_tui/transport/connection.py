@@ -5,8 +5,10 @@
   (each pipeline acks with `multiple`, so they must not share delivery tags);
 - a stream channel for the directory, which RabbitMQ requires to have its own QoS.
 
-Queues and exchanges are kept as attributes: aio-pika restores consumers after a
-reconnect only through objects that are still referenced.
+After a reconnect aio-pika restores each robust channel (QoS, queues, bindings), and
+our `QueueConsumer`s register again from the channels' reopen callbacks (consumers.py).
+The queues are kept as attributes because the connection holds its channels only
+weakly: a channel that nothing references is not restored.
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import Names, group_key
 from chat_tui.transport.consumers import DeliveryHandler, QueueConsumer
 from chat_tui.transport.topology import (
-    declare_personal,
+    declare_directory,
+    declare_inbox,
+    declare_receipts,
     declare_shared,
-    personal_queue_arguments,
     queue_exists,
 )
 
@@ -74,6 +77,16 @@ class LinkStatus:
     state: LinkState
     next_retry_at: datetime | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class InboxAtConnect:
+    """What `Transport.connect` found of this user's inbox."""
+
+    created: bool
+    """It did not exist before: the user is new here and announces itself."""
+    had_consumer: bool
+    """Another client was consuming it; with a single active consumer this one waits."""
 
 
 class TransportError(Exception):
@@ -130,13 +143,12 @@ class Transport:
         self.on_reconnected: Callable[[], Awaitable[None]] | None = None
         self.status = LinkStatus(LinkState.OFFLINE)
         self._connection: AbstractRobustConnection | None = None
-        self._exchange: AbstractExchange | None = None
+        self._messages_exchange: AbstractExchange | None = None
         self._inbox: AbstractQueue | None = None
         self._receipts: AbstractQueue | None = None
         self._directory: AbstractQueue | None = None
         self._closing = False
         self._consumers: list[QueueConsumer] = []
-        self.inbox_had_consumer = False
 
     @property
     def online(self) -> bool:
@@ -146,8 +158,8 @@ class Transport:
         self.status = status
         self.on_status(status)
 
-    async def connect(self, connect_timeout: float = 5.0) -> bool:
-        """Connect, declare the topology and return whether this user's inbox was new."""
+    async def connect(self, connect_timeout: float = 5.0) -> InboxAtConnect:
+        """Connect, declare the topology, and say what was found of this user's inbox."""
         self._set_status(LinkStatus(LinkState.CONNECTING))
         try:
             connection = await aio_pika.connect_robust(
@@ -170,7 +182,7 @@ class Transport:
             # Bounded: a broker that stalls or goes down while we declare must not leave
             # the client waiting forever (fault scenarios 2 and 6).
             async with asyncio.timeout(connect_timeout * 3):
-                created = await self._declare(connection)
+                inbox = await self._declare_topology(connection)
         except (TimeoutError, OSError, AMQPError, RuntimeError) as exc:
             # The broker went away (or restarted) between the handshake and the end of
             # the declarations: that is "unreachable, retry", not a crash of the caller's
@@ -188,40 +200,35 @@ class Transport:
         connection.close_callbacks.add(self._on_lost)
         connection.reconnect_callbacks.add(self._on_restored)
         self._set_status(LinkStatus(LinkState.ONLINE))
-        return created
+        return inbox
 
-    async def _declare(self, connection: AbstractRobustConnection) -> bool:
+    async def _declare_topology(self, connection: AbstractRobustConnection) -> InboxAtConnect:
         publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        self._exchange = await declare_shared(publisher, self.names)
+        messages = await declare_shared(publisher, self.names)
+        self._messages_exchange = messages
         probe = await connection.channel()
         created = not await queue_exists(probe, self.names.inbox_queue(self.user_id))
         if not probe.is_closed:
             await probe.close()
-        inbox, _ = await declare_personal(publisher, self.names, self.user_id, self._exchange)
-        self.inbox_had_consumer = bool(
-            inbox.declaration_result.consumer_count if inbox.declaration_result else 0
-        )
-        consumer = await connection.channel()
-        await consumer.set_qos(prefetch_count=self.prefetch)
-        self._inbox, _ = await declare_personal(consumer, self.names, self.user_id, self._exchange)
+        inbox_channel = await connection.channel()
+        await inbox_channel.set_qos(prefetch_count=self.prefetch)
+        self._inbox = await declare_inbox(inbox_channel, self.names, self.user_id, messages)
+        declared = self._inbox.declaration_result
+        had_consumer = bool(declared.consumer_count if declared else 0)
         # The receipts queue gets a channel of its own: the inbox and receipt pipelines
         # each ack with `multiple`, which covers every earlier delivery tag of the
         # channel. On a shared channel one pipeline's ack settled the other's deliveries
         # before they were stored or rejected: lost messages, and bad bodies that were
         # never dead-lettered (fault scenario 7).
-        receipts = await connection.channel()
-        await receipts.set_qos(prefetch_count=self.prefetch)
-        self._receipts = await receipts.declare_queue(
-            self.names.receipts_queue(self.user_id),
-            durable=True,
-            arguments=personal_queue_arguments(self.names),
+        receipts_channel = await connection.channel()
+        await receipts_channel.set_qos(prefetch_count=self.prefetch)
+        self._receipts = await declare_receipts(
+            receipts_channel, self.names, self.user_id, messages
         )
-        streams = await connection.channel()
-        await streams.set_qos(prefetch_count=1000)
-        self._directory = await streams.declare_queue(
-            self.names.directory_stream, durable=True, arguments={"x-queue-type": "stream"}
-        )
-        return created
+        directory_channel = await connection.channel()
+        await directory_channel.set_qos(prefetch_count=1000)
+        self._directory = await declare_directory(directory_channel, self.names, messages)
+        return InboxAtConnect(created=created, had_consumer=had_consumer)
 
     async def _on_lost(self, _sender: Any, exc: BaseException | None) -> None:
         if self._closing:
@@ -261,7 +268,7 @@ class Transport:
 
     async def publish(self, out: Publishable) -> None:
         """Publish persistent and mandatory; return once the broker confirmed it."""
-        if self._exchange is None or not self.online:
+        if self._messages_exchange is None or not self.online:
             raise PublishFailed("not connected")
         message = aio_pika.Message(
             out.body,
@@ -273,7 +280,7 @@ class Transport:
             app_id=APP_ID,
         )
         try:
-            await self._exchange.publish(
+            await self._messages_exchange.publish(
                 message, out.routing_key, mandatory=True, timeout=self.confirm_timeout
             )
         except PublishError:
@@ -317,9 +324,9 @@ class Transport:
     # --- group bindings --------------------------------------------------------------
 
     async def bind_group(self, group_id: str) -> None:
-        assert self._inbox is not None and self._exchange is not None
-        await self._inbox.bind(self._exchange, routing_key=group_key(group_id))
+        assert self._inbox is not None and self._messages_exchange is not None
+        await self._inbox.bind(self._messages_exchange, routing_key=group_key(group_id))
 
     async def unbind_group(self, group_id: str) -> None:
-        assert self._inbox is not None and self._exchange is not None
-        await self._inbox.unbind(self._exchange, routing_key=group_key(group_id))
+        assert self._inbox is not None and self._messages_exchange is not None
+        await self._inbox.unbind(self._messages_exchange, routing_key=group_key(group_id))

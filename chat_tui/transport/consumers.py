@@ -84,9 +84,9 @@ class QueueConsumer:
         self._queue_name = queue.name
         self._handler = handler
         self._arguments = arguments
-        self._tag: str | None = None
+        self._consumer_tag: str | None = None
         self._registered_on: aiormq.abc.AbstractChannel | None = None
-        self._retry: asyncio.Task[None] | None = None
+        self._registering: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Consume now (a failure reaches the caller's connect loop), and again each
@@ -96,8 +96,8 @@ class QueueConsumer:
 
     def close(self) -> None:
         self._channel.reopen_callbacks.discard(self._on_reopen)
-        if self._retry is not None:
-            self._retry.cancel()
+        if self._registering is not None:
+            self._registering.cancel()
 
     async def _register(self) -> None:
         underlay = await self._channel.get_underlay_channel()
@@ -111,7 +111,7 @@ class QueueConsumer:
             arguments=self._arguments,
             timeout=REGISTER_TIMEOUT,
         )
-        self._tag = result.consumer_tag
+        self._consumer_tag = result.consumer_tag
         self._registered_on = underlay
 
     async def _deliver(self, message: aiormq.abc.DeliveredMessage) -> None:
@@ -128,7 +128,7 @@ class QueueConsumer:
     def _on_cancelled(self, frame: spec.Basic.Cancel) -> None:
         # Synchronous on purpose: aiormq awaits this inside the channel's frame reader,
         # so awaiting a consume's reply here would wait for itself, forever.
-        if frame.consumer_tag != self._tag:
+        if frame.consumer_tag != self._consumer_tag:
             return
         # The broker dropped the consumer (the queue was deleted, its node went down).
         # Consuming again either works, or fails on a missing queue, which closes the
@@ -138,8 +138,8 @@ class QueueConsumer:
         self._register_soon(wait_first=True)
 
     def _register_soon(self, *, wait_first: bool) -> None:
-        if self._retry is None or self._retry.done():
-            self._retry = asyncio.get_running_loop().create_task(
+        if self._registering is None or self._registering.done():
+            self._registering = asyncio.get_running_loop().create_task(
                 self._register_until_done(wait_first=wait_first)
             )
 
