@@ -16,6 +16,7 @@ from chat_tui.core.receiver import InboxPipeline, Settlement
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.models import SendMessage
 from chat_tui.protocol.outgoing import Outgoing
+from chat_tui.transport.consumers import Delivery
 from tests.conftest import Deployment, RecordingSink, eventually
 
 
@@ -76,6 +77,26 @@ def hold_settling(pipeline: InboxPipeline) -> asyncio.Event:
     return release
 
 
+BATCHES_AHEAD_OF_A_HELD_SETTLE = 3
+"""While settling is held, the receive stage goes on until three batches wait: one held in
+settling, one in the queue to it, one waiting to be queued. Then it takes no more."""
+
+
+def count_received_batches(pipeline: InboxPipeline) -> list[Settlement]:
+    """Every batch that `pipeline`'s receive stage stored and passed on to settling."""
+    received: list[Settlement] = []
+    receive = pipeline.receive
+
+    async def counted_receive(batch: list[Delivery]) -> Settlement | None:
+        settlement = await receive(batch)
+        if settlement is not None:
+            received.append(settlement)
+        return settlement
+
+    pipeline.receive = counted_receive  # type: ignore[method-assign]
+    return received
+
+
 async def test_a_batch_shown_but_not_acked_at_stop_is_not_shown_again(
     deployment: Deployment,
 ) -> None:
@@ -84,12 +105,19 @@ async def test_a_batch_shown_but_not_acked_at_stop_is_not_shown_again(
     bob = await deployment.client("bob", bob_sink)
     assert bob.inbox is not None
     hold_settling(bob.inbox)  # never released: bob stops with the batches unacked
+    received = count_received_batches(bob.inbox)
     texts = [f"seen once {i}" for i in range(5)]
     for text in texts:
         await alice.send(Conversation.dm("bob"), text)
-    # The receive stage runs ahead of the held settling by up to two batches.
     await eventually(lambda: len(bob_sink.shown) >= 2, what="bob to show some")
-    await asyncio.sleep(0.3)
+    # Nothing more is shown before the stop: all of them are, or the receive stage is
+    # as far ahead of the held settling as it can go.
+    await eventually(
+        lambda: (
+            len(bob_sink.shown) == len(texts) or len(received) == BATCHES_AHEAD_OF_A_HELD_SETTLE
+        ),
+        what="the receive stage to stop taking batches",
+    )
     shown_before = bob_sink.contents()
     await bob.stop()
 
