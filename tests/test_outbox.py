@@ -132,7 +132,11 @@ async def test_a_burst_of_messages_goes_out_once_each_and_in_order(deployment: D
         texts.append(f"group {round_number}")
         await asyncio.sleep(0.01 * round_number)
     assert await alice.flush(20)
-    await eventually(lambda: len(bob_sink.shown) >= len(texts), what="bob to get the burst")
-    await asyncio.sleep(0.3)  # anything published twice would arrive by now
-    assert bob_sink.contents() == texts
+    # Flushed, every row is confirmed and gone: nothing of the burst can be published
+    # again. A sentinel sent now queues behind every copy in bob's one inbox, so once
+    # bob shows it he has received, and counted, anything alice published twice.
+    sentinel = "sentinel after the burst"
+    await alice.send(Conversation.dm("bob"), sentinel)
+    await eventually(lambda: sentinel in bob_sink.contents(), what="bob to get the sentinel")
+    assert bob_sink.contents() == [*texts, sentinel]
     assert bob.inbox is not None and bob.inbox.counters.duplicates == 0
