@@ -5,7 +5,8 @@ a checked `__setattr__`) and runs the callback in a task of its own, on top of t
 aiormq already runs for it. During a backlog that was about a quarter of the event
 loop's time per message (docs/performance.md, "Backlog drain"), and the loop is what a
 drain is bound by. So the client's consumers register with aiormq directly and get a
-`Delivery`: the body, the routing key and the three ways to settle it.
+`Delivery`: the body, the routing key and the three ways to settle it. The core is
+typed against the `Delivery` protocol, so a test can hand it deliveries of its own.
 
 aio-pika still owns everything around the consumer: the robust channel and its queue
 are restored after a reconnect (QoS, declaration, bindings), and the channel's
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import aiormq.abc
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustQueue
@@ -28,8 +29,33 @@ from chat_tui.backoff import Backoff
 log = logging.getLogger(__name__)
 
 
-class Delivery:
-    """One delivery from a queue; settle it with exactly one of its methods."""
+class Delivery(Protocol):
+    """One delivery from a queue, as the core sees it; settle it with exactly one of
+    `ack_through`, `reject` and `requeue`."""
+
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def routing_key(self) -> str: ...
+    @property
+    def channel_key(self) -> int | None:
+        """Which channel it came on, or None once that channel is closed: its tag means
+        nothing on the channel that replaced it, and the broker has requeued it."""
+        ...
+
+    async def ack_through(self) -> None:
+        """Ack this delivery and every earlier one of its channel (`multiple`)."""
+        ...
+
+    async def reject(self) -> None:
+        """Reject without requeue: the queue dead-letters it if it has a DLX."""
+        ...
+
+    async def requeue(self) -> None: ...
+
+
+class AmqpDelivery:
+    """A `Delivery` straight from aiormq."""
 
     __slots__ = ("_channel", "body", "routing_key", "tag")
 
@@ -43,17 +69,13 @@ class Delivery:
 
     @property
     def channel_key(self) -> int | None:
-        """Which channel it came on, or None once that channel is closed: its tag means
-        nothing on the channel that replaced it, and the broker has requeued it."""
         channel = self._channel
         return None if channel.is_closed else id(channel)
 
     async def ack_through(self) -> None:
-        """Ack this delivery and every earlier one of its channel (`multiple`)."""
         await self._channel.basic_ack(self.tag, multiple=True)
 
     async def reject(self) -> None:
-        """Reject without requeue: the queue dead-letters it if it has a DLX."""
         await self._channel.basic_reject(self.tag, requeue=False)
 
     async def requeue(self) -> None:
@@ -116,7 +138,7 @@ class QueueConsumer:
 
     async def _deliver(self, message: aiormq.abc.DeliveredMessage) -> None:
         # aiormq runs this in a task per delivery already; hand over without another.
-        self._handler(Delivery(message))
+        self._handler(AmqpDelivery(message))
 
     def _on_reopen(self, _channel: Any) -> None:
         # aio-pika reopened the channel (after a reconnect or a channel error) and
