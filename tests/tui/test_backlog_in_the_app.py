@@ -11,6 +11,7 @@ from chat_tui.protocol.models import SendMessage
 from chat_tui.store.records import ConversationSummary, StoredMessage
 from chat_tui.tui.app import ChatApp
 from chat_tui.tui.unread_counts import UnreadCounts
+from chat_tui.tui.widgets.conversation.line_layout import LineLayout
 from chat_tui.tui.widgets.conversation.message_view import MAX_WINDOW, MessageView
 from tests.conftest import eventually
 from tests.tui.screen_reading import main_screen, message_lines, sidebar_rows
@@ -58,9 +59,11 @@ async def test_backlog_in_the_open_conversation_is_drawn_like_a_fresh_open(
         assert view.tail
         drawn = message_lines(app)
         # Laid out batch by batch (the oldest dropped as new ones came) = laid out at once.
-        layout = _layout(view)
-        view._relayout()
-        assert _layout(view) == layout
+        layout = view.line_layout
+        at_once = LineLayout(view.renderer.row_count, view.renderer.day_label)
+        at_once.lay_out(view.messages, layout.width, layout.divider_seq)
+        assert list(layout) == list(at_once)
+        assert _seqs(layout) == _seqs(at_once)
         assert "backlog 699 a line" in "\n".join(drawn)
         await eventually(lambda: "▌@bob" in _rows(app), what="the backlog read")
         await eventually(lambda: _no_unread(app, bob), what="the reads saved")
@@ -71,8 +74,9 @@ async def test_backlog_in_the_open_conversation_is_drawn_like_a_fresh_open(
         assert message_lines(again) == drawn
 
 
-def _layout(view: MessageView) -> list[tuple[str, int, int]]:
-    return [(line.kind, line.index - view._first_index, line.row) for line in view._lines]
+def _seqs(layout: LineLayout) -> list[tuple[int, int | None]]:
+    """Each line's message, and where that message starts."""
+    return [(layout.seq_at(y), layout.start_of(layout.seq_at(y))) for y in range(len(layout))]
 
 
 def _rows(app: ChatApp) -> list[str]:
@@ -146,7 +150,7 @@ def test_unread_counts_add_up_batches_and_reads_between_reads_of_the_store() -> 
 
 
 async def test_row_counts_match_what_is_rendered(offline_settings: Settings) -> None:
-    # The layout counts rows without rendering; render_line then relies on that count.
+    # The layout counts rows without rendering when it can; render_line relies on that count.
     app = ChatApp(offline_settings, connect=False, open_conversation="dm:bob", zone=UTC)
     contents = [
         "x" * 200,
@@ -173,8 +177,8 @@ async def test_row_counts_match_what_is_rendered(offline_settings: Settings) -> 
                     outgoing=False,
                     status="received",
                 )
-                rows = view._row_count(message, width)
-                assert rows == len(view._message_strips(message, width)), (content, width)
+                rows = view.renderer.row_count(message, width)
+                assert rows == len(view.renderer.strips(message, width)), (content, width)
 
 
 async def test_first_batch_opens_its_conversation_when_none_is_open(

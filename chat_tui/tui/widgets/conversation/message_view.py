@@ -1,57 +1,42 @@
 """The message list: a virtual, line-API view over a window of one conversation.
 
-Only a window of at most `MAX_WINDOW` messages is in memory; older and newer pages come
-from SQLite as the user scrolls. Rendered lines live in an LRU cache, and `virtual_size`
-is the window's line count, so a 100,000-message conversation costs what one page does.
+The widget scrolls, follows the newest message (tail mode), selects, draws the
+unread divider and reports what was seen. The data and the drawing are elsewhere:
+`MessageWindow` pages the conversation in from a `HistorySource`, `LineLayout` says
+what is on each line, and `MessageRenderer` draws a message. Only the window is in
+memory and only what is on screen is rendered, so a 100,000-message conversation
+costs what one page does.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
-from typing import ClassVar, Literal
+from typing import ClassVar
 
-from rich._wrap import divide_line  # what Text.wrap uses; Textual imports it too
-from rich.cells import cell_len
 from rich.style import Style
-from rich.text import Text
 from textual import events, work
 from textual.binding import Binding, BindingType
-from textual.cache import LRUCache
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.worker import WorkerCancelled, WorkerFailed
 
+from chat_tui.core.cache_view import HistorySource
+from chat_tui.core.records import StatusChange, StoredMessage
 from chat_tui.protocol.conversations import Conversation
-from chat_tui.store.cache import Store
-from chat_tui.store.records import StatusChange, StoredMessage
-from chat_tui.tui.formatting import TIME_STYLE, clock, day_label, sender_colour, status_tick
-from chat_tui.tui.literal import literal_text
+from chat_tui.tui.widgets.conversation.line_layout import LineLayout
+from chat_tui.tui.widgets.conversation.message_render import TIME_WIDTH, MessageRenderer
+from chat_tui.tui.widgets.conversation.message_window import MAX_WINDOW, PAGE, MessageWindow
 
-PAGE = 100
-"""Messages fetched from SQLite at a time."""
-MAX_WINDOW = 3 * PAGE
-"""Messages kept in memory: the visible ones and about a page either side."""
+__all__ = ["MAX_WINDOW", "PAGE", "MessageView"]
+
 PREFETCH_LINES = 20
-"""Fetch the next page when the viewport comes this close to the window's edge."""
-CONTEXT_BEFORE_UNREAD = 10
-TIME_WIDTH = 6  # "HH:MM "
-STRIP_CACHE = 256
-"""Messages whose rendered lines are kept (more than any screen shows at once)."""
-
-
-@dataclass(frozen=True)
-class _Line:
-    kind: Literal["day", "new", "message"]
-    index: int
-    """Which message (the one a separator stands before), counted from the first
-    message ever laid out since the last full layout: `MessageView._first_index` is
-    the count of those dropped from the window since, so dropping needs no renumbering."""
-    row: int = 0
+"""Read the next page when the viewport comes this close to the window's edge."""
 
 
 class MessageView(ScrollView, can_focus=True):
@@ -106,47 +91,36 @@ class MessageView(ScrollView, can_focus=True):
     class Left(Message):
         """The user pressed Escape: focus should go back to the composer."""
 
-    def __init__(self, store: Store, zone: tzinfo | None = None, *, id: str | None = None) -> None:
+    def __init__(
+        self, history: HistorySource, zone: tzinfo | None = None, *, id: str | None = None
+    ) -> None:
         super().__init__(id=id)
-        self._store = store
+        self._window = MessageWindow(history)
         self._zone = zone
         self.conversation: Conversation | None = None
-        self._messages: list[StoredMessage] = []
-        self._lines: list[_Line] = []
-        self._line_of_seq: dict[int, int] = {}
-        """The first message line of each seq, counted like `_first_line`."""
-        self._first_index = 0
-        """`_Line.index` of the window's first message."""
-        self._first_line = 0
-        """The number `_line_of_seq` gives the first of `_lines`."""
-        self._layout_width = 0
-        # Rendered messages: a few screenfuls. Each Strip carries its own caches (about
-        # 15 objects the garbage collector walks), so a large cache makes every full
-        # collection slower: 2,048 entries made 150 ms pauses during a backlog drain.
-        self._strip_cache: LRUCache[tuple[object, ...], list[Strip]] = LRUCache(STRIP_CACHE)
-        # Row counts without the strips: layout needs every count, rendering only
-        # what is on screen.
-        self._rows_cache: LRUCache[tuple[object, ...], int] = LRUCache(4096)
-        self._day_cache: LRUCache[int, str] = LRUCache(4096)
-        self._has_older = False
-        self._at_newest = True
+        """The conversation shown, or being opened."""
         self._divider_seq: int | None = None
-        self._selected: int | None = None
+        self._selected_seq: int | None = None
         self._pending = 0
-        self._loading = False
         self._last_seen = 0
         self._frame_style: Style | None = None
+
+    @functools.cached_property
+    def renderer(self) -> MessageRenderer:
+        """Draws the messages (and counts their rows) for this view."""
+        return MessageRenderer(self.app.console, self._zone)
+
+    @functools.cached_property
+    def line_layout(self) -> LineLayout:
+        """What is on each line of the window, as drawn."""
+        return LineLayout(self.renderer.row_count, self.renderer.day_label)
 
     # --- public API --------------------------------------------------------------------
 
     @property
     def messages(self) -> Sequence[StoredMessage]:
         """The window currently in memory, oldest first."""
-        return self._messages
-
-    @property
-    def line_count(self) -> int:
-        return len(self._lines)
+        return self._window.messages
 
     @property
     def pending(self) -> int:
@@ -154,33 +128,32 @@ class MessageView(ScrollView, can_focus=True):
 
     @property
     def selected_message(self) -> StoredMessage | None:
-        if self._selected is None or not 0 <= self._selected < len(self._messages):
-            return None
-        return self._messages[self._selected]
+        position = self._selected_position()
+        return None if position is None else self._window.messages[position]
 
     async def open(self, conversation: Conversation, last_read_seq: int, unread: int) -> None:
-        """Show `conversation`: its newest page, or the page around the first unread."""
+        """Show `conversation`: its newest page, or the page around the first unread.
+
+        Returns once the page is laid out, or once a later `open()` overtook this one."""
         self.conversation = conversation
-        self._selected = None
+        self._selected_seq = None
         self._pending = 0
         self._last_seen = last_read_seq
-        if unread > PAGE - CONTEXT_BEFORE_UNREAD:
-            before = await self._store.history(
-                conversation, before_seq=last_read_seq + 1, limit=CONTEXT_BEFORE_UNREAD
-            )
-            after = await self._store.history(conversation, after_seq=last_read_seq, limit=PAGE)
-            messages = before + after
-            self._has_older = len(before) == CONTEXT_BEFORE_UNREAD
-            self._at_newest = len(after) < PAGE
-        else:
-            messages = await self._store.history(conversation, limit=PAGE)
-            self._has_older = len(messages) == PAGE
-            self._at_newest = True
-        if self.conversation != conversation:
-            return  # another open() overtook this one
-        self._messages = messages
+        # A page being read for the window that is going away must not land in the new one.
+        self.workers.cancel_group(self, "paging")
+        try:
+            await self._open_page(conversation, last_read_seq, unread).wait()
+        except WorkerCancelled:
+            return  # a later open() overtook this one
+        except WorkerFailed as failed:
+            raise failed.error from None
+
+    @work(exclusive=True, group="open", exit_on_error=False)
+    async def _open_page(self, conversation: Conversation, last_read_seq: int, unread: int) -> None:
+        await self._window.open(conversation, last_read_seq, unread)
         self._divider_seq = next(
-            (m.seq for m in messages if m.seq > last_read_seq and not m.outgoing), None
+            (m.seq for m in self._window.messages if m.seq > last_read_seq and not m.outgoing),
+            None,
         )
         self._relayout()
         self._scroll_to_start_position()
@@ -188,37 +161,38 @@ class MessageView(ScrollView, can_focus=True):
 
     def append(self, messages: Sequence[StoredMessage], *, reader_present: bool) -> None:
         """New messages of the open conversation, in seq order."""
-        newest = self._messages[-1].seq if self._messages else 0
-        fresh = [m for m in messages if m.conversation == self.conversation and m.seq > newest]
+        window = self._window
+        fresh = window.newer_than_window(messages)
         if not fresh:
             return
         incoming = [m for m in fresh if not m.outgoing]
         # The tail flag, not the scroll position: a batch may land before the previous
         # one has scrolled the view down.
-        was_tail = self._at_newest and self.tail
-        if not self._at_newest:
+        was_tail = window.at_newest and self.tail
+        if not window.at_newest:
             self._set_pending(self._pending + len(incoming))
             return
         divider_before = self._divider_seq
         if incoming and self._divider_seq is None and not (was_tail and reader_present):
             self._divider_seq = incoming[0].seq
-        if any(m.outgoing for m in fresh):
+        answered = any(m.outgoing for m in fresh)
+        if answered:
             # The user answered: what came before counts as seen.
             self._divider_seq = None
         anchor = self._anchor()
-        start = len(self._messages)
-        self._messages.extend(fresh)
+        dropped = window.extend(fresh)
         moved_divider = divider_before is not None and divider_before != self._divider_seq
-        if moved_divider or self._layout_width != self._wrap_width():
+        layout = self.line_layout
+        if moved_divider or layout.width != self._wrap_width():
             # The divider line among the laid-out messages went, or the width changed.
             self._relayout()
         else:
-            # Only the new messages are laid out: a batch costs what it brings.
-            self._lay_out(start)
-        if len(self._messages) > MAX_WINDOW:
-            self._drop_oldest(len(self._messages) - MAX_WINDOW)
-        self._update_virtual_size()
-        if was_tail or any(m.outgoing for m in fresh):
+            layout.divider_seq = self._divider_seq
+            layout.extend(fresh)
+            layout.drop_oldest(dropped)
+            self._update_virtual_size()
+        self._window_moved()
+        if was_tail or answered:
             self._scroll_to_end()
         else:
             self._restore_anchor(anchor)
@@ -226,49 +200,22 @@ class MessageView(ScrollView, can_focus=True):
 
     def update_statuses(self, changes: Sequence[StatusChange]) -> None:
         """Receipts or confirms changed own messages: redraw their ticks."""
-        by_id = {change.message_id: change for change in changes}
-        touched = False
-        for i, message in enumerate(self._messages):
-            change = by_id.get(message.message_id)
-            if change is None:
-                continue
-            self._messages[i] = dataclasses.replace(
-                message,
-                status=change.status,
-                delivered_count=change.delivered_count,
-                read_count=change.read_count,
-                recipient_count=change.recipient_count,
-                error=change.error,
-            )
-            touched = True
-        if touched:
-            anchor = self._anchor()
-            tail = self.tail and self._at_newest
-            self._relayout()
-            if tail:
-                self._scroll_to_end()
-            else:
-                self._restore_anchor(anchor)
-            self.refresh()
-
-    def visible_newest_seq(self) -> int:
-        """The highest seq with a line inside the viewport (0 when nothing is shown)."""
-        if not self._lines or not self.size.height:
-            return 0
-        top = self.scroll_offset.y
-        bottom = min(len(self._lines), top + self.scrollable_content_region.height)
-        newest = 0
-        for index in range(top, bottom):
-            line = self._lines[index]
-            if line.kind == "message":
-                newest = max(newest, self._message_at(line).seq)
-        return newest
+        if not self._window.update_statuses(changes):
+            return
+        anchor = self._anchor()
+        tail = self.tail and self._window.at_newest
+        self._relayout()
+        if tail:
+            self._scroll_to_end()
+        else:
+            self._restore_anchor(anchor)
+        self.refresh()
 
     def report_seen(self) -> None:
         """Tell the screen which messages are now on screen."""
         if self.conversation is None:
             return
-        newest = self.visible_newest_seq()
+        newest = self._visible_newest_seq()
         if newest > self._last_seen:
             self._last_seen = newest
             self.post_message(self.Seen(self.conversation, newest))
@@ -282,172 +229,63 @@ class MessageView(ScrollView, can_focus=True):
     def _wrap_width(self) -> int:
         return max(self.scrollable_content_region.width, TIME_WIDTH + 10)
 
-    def _is_group(self) -> bool:
-        return self.conversation is not None and self.conversation.kind == "group"
-
-    def _cache_key(self, message: StoredMessage, width: int) -> tuple[object, ...]:
-        return (
-            message.seq,
-            width,
-            message.status,
-            message.delivered_count,
-            message.read_count,
-            message.recipient_count,
-        )
-
-    def _row_count(self, message: StoredMessage, width: int) -> int:
-        """How many lines a message takes, without rendering it when it can: layout
-        needs every count, but only what is on screen gets rendered."""
-        key = self._cache_key(message, width)
-        rows = self._rows_cache.get(key)
-        if rows is not None:
-            return rows
-        strips = self._strip_cache.get(key)
-        if strips is not None:
-            return len(strips)
-        content = message.content
-        text_width = width - TIME_WIDTH
-        # isprintable(): no newline, tab or control character to expand, so the text
-        # wraps exactly as its plain string does in `_message_strips`.
-        if content.isprintable():
-            length = cell_len(message.sender_id) + 1 + cell_len(content)
-            if message.outgoing:
-                length += 2 + status_tick(message, self._is_group()).cell_len
-            if length <= text_width:
-                rows = 1
-            elif not message.outgoing:
-                # Where the tick goes depends on the last line: own messages render.
-                plain = f"{message.sender_id} {content}"
-                rows = len(divide_line(plain, text_width, fold=True)) + 1
-        if rows is None:
-            rows = len(self._message_strips(message, width))
-        self._rows_cache[key] = rows
-        return rows
-
-    def _message_strips(self, message: StoredMessage, width: int) -> list[Strip]:
-        key = self._cache_key(message, width)
-        cached = self._strip_cache.get(key)
-        if cached is not None:
-            return cached
-        body = Text(end="")
-        body.append(message.sender_id, Style(color=sender_colour(message.sender_id), bold=True))
-        body.append(" ")
-        body.append_text(literal_text(message.content))
-        console = self.app.console
-        text_width = width - TIME_WIDTH
-        wrapped = list(body.wrap(console, text_width, overflow="fold"))
-        if message.outgoing:
-            # The tick is never split: it ends the last line, or gets a line of its own.
-            tick = status_tick(message, self._is_group())
-            last = wrapped[-1] if wrapped else Text(end="")
-            if last.cell_len + 2 + tick.cell_len <= text_width:
-                wrapped[-1] = Text.assemble(last, "  ", tick, end="")
-            else:
-                wrapped.append(tick)
-        strips: list[Strip] = []
-        for row, line in enumerate(wrapped):
-            prefix = (
-                Text(clock(message.sent_at, self._zone) + " ", TIME_STYLE, end="")
-                if row == 0
-                else Text(" " * TIME_WIDTH, end="")
-            )
-            full = Text.assemble(prefix, line, end="")
-            strips.append(Strip(list(full.render(console)), full.cell_len))
-        self._strip_cache[key] = strips
-        return strips
-
-    def _day(self, message: StoredMessage) -> str:
-        day = self._day_cache.get(message.seq)
-        if day is None:
-            day = day_label(message.sent_at, self._zone)
-            self._day_cache[message.seq] = day
-        return day
-
     def _relayout(self) -> None:
         """Lay out the whole window again."""
-        self._layout_width = self._wrap_width()
-        self._lines = []
-        self._line_of_seq = {}
-        self._first_index = 0
-        self._first_line = 0
-        self._lay_out(0)
+        self.line_layout.lay_out(self._window.messages, self._wrap_width(), self._divider_seq)
         self._update_virtual_size()
 
-    def _lay_out(self, start: int) -> None:
-        """Add the lines of the window's messages from `start` on to those before."""
-        width = self._layout_width
-        lines = self._lines
-        line_of_seq = self._line_of_seq
-        messages = self._messages
-        previous_day = self._day(messages[start - 1]) if start else None
-        for position in range(start, len(messages)):
-            message = messages[position]
-            index = position + self._first_index
-            day = self._day(message)
-            if day != previous_day:
-                lines.append(_Line("day", index))
-                previous_day = day
-            if message.seq == self._divider_seq:
-                lines.append(_Line("new", index))
-            line_of_seq[message.seq] = len(lines) + self._first_line
-            for row in range(self._row_count(message, width)):
-                lines.append(_Line("message", index, row))
-
-    def _drop_oldest(self, count: int) -> None:
-        """Forget the `count` oldest messages of the window and their lines, without
-        laying out the others again."""
-        for message in self._messages[:count]:
-            self._line_of_seq.pop(message.seq, None)
-        del self._messages[:count]
-        self._first_index += count
-        lines = self._lines
-        cut = 0
-        while cut < len(lines) and lines[cut].index < self._first_index:
-            cut += 1
-        del lines[:cut]
-        self._first_line += cut
-        if self._messages and (not lines or lines[0].kind != "day"):
-            # The new first message opens the window: it gets its day.
-            lines.insert(0, _Line("day", self._first_index))
-            self._first_line -= 1
-        self._has_older = True
-        if self._selected is not None:
-            self._selected = max(0, self._selected - count)
-
     def _update_virtual_size(self) -> None:
-        self.virtual_size = Size(self._layout_width, len(self._lines))
+        self.virtual_size = Size(self.line_layout.width, len(self.line_layout))
         self.refresh()
 
-    def _message_at(self, line: _Line) -> StoredMessage:
-        return self._messages[line.index - self._first_index]
-
-    def _line_of(self, seq: int) -> int | None:
-        """Where in `_lines` the message `seq` starts (None when it is not in the window)."""
-        number = self._line_of_seq.get(seq)
-        return None if number is None else number - self._first_line
+    def _visible_newest_seq(self) -> int:
+        """The highest seq with a line inside the viewport (0 when nothing is shown)."""
+        layout = self.line_layout
+        if not len(layout) or not self.size.height:
+            return 0
+        top = self.scroll_offset.y
+        bottom = min(len(layout), top + self.scrollable_content_region.height)
+        newest = 0
+        for y in range(top, bottom):
+            if layout[y].kind == "message":
+                newest = max(newest, layout.seq_at(y))
+        return newest
 
     def _anchor(self) -> tuple[int, int] | None:
         """The message at the top of the viewport and how far into it the viewport is."""
         top = self.scroll_offset.y
-        if not self._lines or top >= len(self._lines):
+        layout = self.line_layout
+        if top >= len(layout):
             return None
-        seq = self._message_at(self._lines[top]).seq
-        start = self._line_of(seq)
+        seq = layout.seq_at(top)
+        start = layout.start_of(seq)
         return seq, top - (top if start is None else start)
 
     def _restore_anchor(self, anchor: tuple[int, int] | None) -> None:
         if anchor is None:
             return
         seq, offset = anchor
-        start = self._line_of(seq)
+        start = self.line_layout.start_of(seq)
         if start is not None:
             self.scroll_to(y=start + offset, animate=False, immediate=True)
+
+    def _window_moved(self) -> None:
+        """The window lost messages at an end: a selection there moves to the new end."""
+        if self._selected_seq is not None:
+            self._selected_seq = self._window.nearest(self._selected_seq)
+
+    def _selected_position(self) -> int | None:
+        if self._selected_seq is None:
+            return None
+        return self._window.position_of(self._selected_seq)
+
+    # --- scrolling ---------------------------------------------------------------------
 
     def _at_bottom(self) -> bool:
         return self.scroll_offset.y >= self.max_scroll_y
 
     def _scroll_to_end(self) -> None:
-        self.tail = self._at_newest
+        self.tail = self._window.at_newest
         self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
         self.call_after_refresh(self._settle_at_end)
 
@@ -460,18 +298,74 @@ class MessageView(ScrollView, can_focus=True):
 
     def _scroll_to_start_position(self) -> None:
         def place() -> None:
-            divider = next((i for i, line in enumerate(self._lines) if line.kind == "new"), None)
+            divider = self.line_layout.divider_line()
             height = self.scrollable_content_region.height
-            if divider is not None and len(self._lines) - divider > height:
+            if divider is not None and len(self.line_layout) - divider > height:
                 self.scroll_to(y=max(0, divider - 1), animate=False, immediate=True)
                 self.tail = False
             else:
                 self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
-                self.tail = self._at_newest
+                self.tail = self._window.at_newest
             self._after_scroll()
 
         place()
         self.call_after_refresh(place)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._after_scroll(moved_up=new_value < old_value)
+
+    def _after_scroll(self, moved_up: bool = False) -> None:
+        if not len(self.line_layout) or not self.scrollable_content_region.height:
+            return  # not laid out yet: the position means nothing
+        window = self._window
+        if self._at_bottom() and window.at_newest:
+            self.tail = True
+        elif moved_up or not window.at_newest:
+            self.tail = False
+        if self.tail and self._pending:
+            self._set_pending(0)
+        if not window.loading:
+            if window.has_older and self.scroll_offset.y < PREFETCH_LINES:
+                self._load_older()
+            elif not window.at_newest and self.scroll_offset.y > self.max_scroll_y - PREFETCH_LINES:
+                self._load_newer()
+        self.report_seen()
+
+    def _set_pending(self, count: int) -> None:
+        if count != self._pending:
+            self._pending = count
+            self.post_message(self.PendingChanged(count))
+
+    # --- paging ------------------------------------------------------------------------
+
+    @work(exclusive=True, group="paging")
+    async def _load_older(self) -> None:
+        if await self._window.load_older():
+            self._show_merged_page()
+
+    @work(exclusive=True, group="paging")
+    async def _load_newer(self) -> None:
+        if await self._window.load_newer():
+            self._show_merged_page()
+            self._after_scroll()
+
+    def _show_merged_page(self) -> None:
+        """Lay out a window that gained a page, keeping the viewport on its message."""
+        # The layout still describes the window before the page: it finds the anchor.
+        anchor = self._anchor()
+        self._window_moved()
+        self._relayout()
+        self._restore_anchor(anchor)
+
+    @work(exclusive=True, group="paging")
+    async def _reload_newest(self) -> None:
+        if self.conversation is None:
+            return
+        await self._window.reload_newest(self.conversation)
+        self._relayout()
+        self._scroll_to_end()
+        self._set_pending(0)
 
     # --- rendering ---------------------------------------------------------------------
 
@@ -487,120 +381,31 @@ class MessageView(ScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
         base = self._frame_style or self.rich_style
+        layout = self.line_layout
         index = scroll_y + y
-        if index >= len(self._lines):
+        if index >= len(layout):
             return Strip.blank(width, base)
-        line = self._lines[index]
+        line = layout[index]
+        message = self._window.messages[line.message]
         if line.kind == "message":
-            strips = self._message_strips(self._message_at(line), self._layout_width)
+            strips = self.renderer.strips(message, layout.width)
             strip = strips[min(line.row, len(strips) - 1)]
             style = base
-            if line.index - self._first_index == self._selected and self.has_focus:
+            if line.message == self._selected_position() and self.has_focus:
                 style = base + self.get_component_rich_style("message-view--selected")
             strip = strip.apply_style(style)
         elif line.kind == "day":
-            label = self._day(self._message_at(line))
-            strip = self._rule(label, width, "message-view--day")
+            strip = self._rule(self.renderer.day_label(message), width, "message-view--day")
         else:
             strip = self._rule("new messages", width, "message-view--new")
         return strip.crop_extend(scroll_x, scroll_x + width, base)
 
     def _rule(self, label: str, width: int, component: str) -> Strip:
-        text = f" {label} "
-        fill = max(0, width - len(text))
-        left = fill // 2
-        rule = "─" * left + text + "─" * (fill - left)
         style = self.rich_style + self.get_component_rich_style(component)
-        return Strip([*Text(rule, style, end="").render(self.app.console)], len(rule))
-
-    # --- scrolling and paging ----------------------------------------------------------
-
-    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
-        super().watch_scroll_y(old_value, new_value)
-        self._after_scroll(moved_up=new_value < old_value)
-
-    def _after_scroll(self, moved_up: bool = False) -> None:
-        if not self._lines or not self.scrollable_content_region.height:
-            return  # not laid out yet: the position means nothing
-        at_bottom = self._at_bottom()
-        if at_bottom and self._at_newest:
-            self.tail = True
-        elif moved_up or not self._at_newest:
-            self.tail = False
-        if self.tail and self._pending:
-            self._set_pending(0)
-        if not self._loading:
-            if self._has_older and self.scroll_offset.y < PREFETCH_LINES:
-                self._load_older()
-            elif not self._at_newest and self.scroll_offset.y > self.max_scroll_y - PREFETCH_LINES:
-                self._load_newer()
-        self.report_seen()
-
-    def _set_pending(self, count: int) -> None:
-        if count != self._pending:
-            self._pending = count
-            self.post_message(self.PendingChanged(count))
-
-    @work(exclusive=True, group="paging")
-    async def _load_older(self) -> None:
-        conversation = self.conversation
-        if conversation is None or not self._messages:
-            return
-        self._loading = True
-        try:
-            older = await self._store.history(
-                conversation, before_seq=self._messages[0].seq, limit=PAGE
-            )
-        finally:
-            self._loading = False
-        if conversation != self.conversation:
-            return
-        self._has_older = len(older) == PAGE
-        if not older:
-            return
-        anchor = self._anchor()
-        self._messages[:0] = older
-        if self._selected is not None:
-            self._selected += len(older)
-        overflow = len(self._messages) - MAX_WINDOW
-        if overflow > 0:
-            del self._messages[-overflow:]
-            self._at_newest = False
-            if self._selected is not None and self._selected >= len(self._messages):
-                self._selected = len(self._messages) - 1
-        self._relayout()
-        self._restore_anchor(anchor)
-
-    @work(exclusive=True, group="paging")
-    async def _load_newer(self) -> None:
-        conversation = self.conversation
-        if conversation is None or not self._messages:
-            return
-        self._loading = True
-        try:
-            newer = await self._store.history(
-                conversation, after_seq=self._messages[-1].seq, limit=PAGE
-            )
-        finally:
-            self._loading = False
-        if conversation != self.conversation:
-            return
-        if len(newer) < PAGE:
-            self._at_newest = True
-        anchor = self._anchor()
-        self._messages.extend(newer)
-        overflow = len(self._messages) - MAX_WINDOW
-        if overflow > 0:
-            del self._messages[:overflow]
-            self._has_older = True
-            if self._selected is not None:
-                self._selected = max(0, self._selected - overflow)
-        self._relayout()
-        self._restore_anchor(anchor)
-        self._after_scroll()
+        return self.renderer.rule(label, width, style)
 
     def on_resize(self, event: events.Resize) -> None:
-        tail = self.tail and self._at_newest
+        tail = self.tail and self._window.at_newest
         anchor = self._anchor()
         self._relayout()
         if tail:
@@ -609,32 +414,34 @@ class MessageView(ScrollView, can_focus=True):
             self._restore_anchor(anchor)
 
     def on_focus(self, event: events.Focus) -> None:
-        if self._selected is None and self._messages:
+        if self._selected_seq is None and self._window.messages:
             self._select_visible_newest()
         self.refresh()
 
     def on_blur(self, event: events.Blur) -> None:
         self.refresh()
 
-    # --- actions -----------------------------------------------------------------------
+    # --- selection and actions ---------------------------------------------------------
 
     def _select_visible_newest(self) -> None:
+        layout = self.line_layout
         top = self.scroll_offset.y
-        bottom = min(len(self._lines), top + self.scrollable_content_region.height) - 1
-        for index in range(bottom, top - 1, -1):
-            if 0 <= index < len(self._lines) and self._lines[index].kind == "message":
-                self._selected = self._lines[index].index - self._first_index
+        bottom = min(len(layout), top + self.scrollable_content_region.height) - 1
+        for y in range(bottom, top - 1, -1):
+            if 0 <= y < len(layout) and layout[y].kind == "message":
+                self._selected_seq = layout.seq_at(y)
                 return
-        self._selected = len(self._messages) - 1 if self._messages else None
+        messages = self._window.messages
+        self._selected_seq = messages[-1].seq if messages else None
 
     def _show_selected(self) -> None:
         message = self.selected_message
         if message is None:
             return
-        start = self._line_of(message.seq)
+        start = self.line_layout.start_of(message.seq)
         if start is None:
             return
-        rows = len(self._message_strips(message, self._layout_width))
+        rows = self.renderer.row_count(message, self.line_layout.width)
         height = self.scrollable_content_region.height
         if start < self.scroll_offset.y:
             self.scroll_to(y=max(0, start - 1), animate=False, immediate=True)
@@ -642,47 +449,31 @@ class MessageView(ScrollView, can_focus=True):
             self.scroll_to(y=start + rows - height, animate=False, immediate=True)
         self.refresh()
 
-    def action_select_previous(self) -> None:
-        if not self._messages:
+    def _select_step(self, step: int) -> None:
+        messages = self._window.messages
+        if not messages:
             return
-        if self._selected is None:
+        position = self._selected_position()
+        if position is None:
             self._select_visible_newest()
-        elif self._selected > 0:
-            self._selected -= 1
+        elif 0 <= position + step < len(messages):
+            self._selected_seq = messages[position + step].seq
         self._show_selected()
 
+    def action_select_previous(self) -> None:
+        self._select_step(-1)
+
     def action_select_next(self) -> None:
-        if not self._messages:
-            return
-        if self._selected is None:
-            self._select_visible_newest()
-        elif self._selected < len(self._messages) - 1:
-            self._selected += 1
-        self._show_selected()
+        self._select_step(1)
 
     def action_jump_to_newest(self) -> None:
         """End: back to the newest message (reloading the last page if it was paged out)."""
-        self._selected = None
-        if self._at_newest:
+        self._selected_seq = None
+        if self._window.at_newest:
             self._scroll_to_end()
             self._set_pending(0)
         else:
             self._reload_newest()
-
-    @work(exclusive=True, group="paging")
-    async def _reload_newest(self) -> None:
-        conversation = self.conversation
-        if conversation is None:
-            return
-        messages = await self._store.history(conversation, limit=PAGE)
-        if conversation != self.conversation:
-            return
-        self._messages = messages
-        self._has_older = len(messages) == PAGE
-        self._at_newest = True
-        self._relayout()
-        self._scroll_to_end()
-        self._set_pending(0)
 
     def action_details(self) -> None:
         message = self.selected_message
@@ -690,6 +481,6 @@ class MessageView(ScrollView, can_focus=True):
             self.post_message(self.DetailsRequested(message))
 
     def action_leave(self) -> None:
-        self._selected = None
+        self._selected_seq = None
         self.refresh()
         self.post_message(self.Left())
