@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 
 import pytest
 
@@ -16,6 +15,7 @@ from tests.faults.world import (
     GROUP,
     USERS,
     ChatWorld,
+    queue_state,
     start_traffic,
     wait_drained,
     wait_for,
@@ -35,6 +35,11 @@ def _printed_lines(path: object) -> int:
         return 0
 
 
+def _backlog_without_consumer(world: ChatWorld, queue: str) -> bool:
+    state = queue_state(world.node.port, queue)
+    return state.messages > 0 and state.consumers == 0
+
+
 def test_receiver_killed_mid_batch_again_and_again_loses_and_repeats_nothing(
     world: ChatWorld,
 ) -> None:
@@ -45,17 +50,27 @@ def test_receiver_killed_mid_batch_again_and_again_loses_and_repeats_nothing(
     for run in world.runs:
         if run.user == victim and run.role == "tail":
             run.kill()  # bob goes away; a backlog builds up in his inbox
+    inbox = f"{world.namespace}.inbox.{victim}"
     senders = start_traffic(world, USERS, 40, 0.15)
     wait_sending(senders)
     kills = 0
     while kills < KILLS and any(run.alive for run in senders):
-        # Start bob's tail on a backlog and kill it as soon as it printed anything:
+        # The broker has let the killed tail go: what it left unacked is back in the
+        # inbox, and world.tail() counts the next tail's consumer from zero.
+        wait_for(
+            lambda: _backlog_without_consumer(world, inbox),
+            30,
+            "a backlog in bob's inbox, and no consumer left on it",
+        )
+        # Start bob's tail on the backlog and kill it as soon as it printed anything:
         # it is then in the middle of its batches (stored, printed, not all acked).
-        time.sleep(0.3)
         run = world.tail(victim)
-        deadline = time.monotonic() + 20
-        while _printed_lines(run.stdout) == 0 and run.alive and time.monotonic() < deadline:
-            time.sleep(0.002)
+        wait_for(
+            lambda run=run: _printed_lines(run.stdout) > 0 or not run.alive,  # type: ignore[misc]
+            20,
+            "bob's tail to print something",
+            0.002,
+        )
         assert run.alive, f"bob's tail exited by itself:\n{run.errors()[-3000:]}"
         run.kill()
         assert _printed_lines(run.stdout) > 0, f"kill {kills}: bob's tail printed nothing"

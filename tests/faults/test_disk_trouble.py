@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,6 +49,15 @@ def _writes_fail(database: Path) -> bool:
         conn.close()
 
 
+FAILURES_WHILE_BROKEN = 3
+"""The first failure and two retries of the same deliveries, each told to the user."""
+
+
+def _store_failures_told(tail: Run) -> int:
+    """How often the tail told its user that it could not store what it received."""
+    return sum(line.startswith("chat-tui: could not store") for line in tail.errors().splitlines())
+
+
 def test_unwritable_cache_is_not_acked_reported_and_recovers_by_itself(world: ChatWorld) -> None:
     world.make_group(GROUP, USERS)
     tails = {user: world.tail(user) for user in USERS}
@@ -63,7 +71,11 @@ def test_unwritable_cache_is_not_acked_reported_and_recovers_by_itself(world: Ch
         ]
         wait_drained(world, senders)
         wait_for(lambda: "could not store" in bob.errors(), 30, "bob's tail to report it")
-        time.sleep(3.0)  # several retries while the disk stays broken
+        wait_for(
+            lambda: _store_failures_told(bob) >= FAILURES_WHILE_BROKEN,
+            30,
+            f"bob's tail to fail {FAILURES_WHILE_BROKEN} times while the disk stays broken",
+        )
         assert bob.alive, f"bob's tail died:\n{bob.errors()[-3000:]}"
         assert bob.lines() == [], "bob's tail printed messages it could not store"
     # Writing works again: the same tail process catches up by itself.
