@@ -9,7 +9,7 @@ import pytest
 
 from tests.faults.world import GROUP, USERS, ChatWorld, start_traffic, wait_drained, wait_sending
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
 COUNT = 40
 INTERVAL = 0.08

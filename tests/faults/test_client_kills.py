@@ -22,7 +22,7 @@ from tests.faults.world import (
     wait_sending,
 )
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
 KILLS = 4
 

@@ -14,7 +14,7 @@ import pytest
 
 from tests.faults.world import GROUP, ChatWorld, Run, wait_drained, wait_for
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
 USERS = ["ann", "bob", "cyd"]
 COUNT = 20

@@ -19,7 +19,7 @@ from tests.faults.world import (
     wait_sending,
 )
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
 CUT = 10.0
 

@@ -26,7 +26,7 @@ from tests.faults.world import (
     wait_for,
 )
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
 PUBLISHED_KINDS: list[str] = []
 BAD_TOTAL = 1000
