@@ -11,9 +11,9 @@ from chat_tui.cli.printing import PrintingSink, ProblemSink, as_json, as_text
 from chat_tui.config import Settings, redact
 from chat_tui.core.client import ChatClient
 from chat_tui.core.errors import ChatError, OfflineError
+from chat_tui.core.records import StoredMessage
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.ids import InvalidIdError
-from chat_tui.store.records import StoredMessage
 
 CONNECT_TIMEOUT = 10.0
 FLUSH_ON_EXIT = 5.0
@@ -47,7 +47,7 @@ async def _connect(client: ChatClient, required: bool) -> bool:
 
 async def _finish(client: ChatClient) -> None:
     """Give anything still in the outbox (from this run or an earlier one) a chance."""
-    if client.online and await client.store.outbox_size():
+    if client.online and await client.outbox_backlog():
         await client.flush(FLUSH_ON_EXIT)
 
 
@@ -151,7 +151,7 @@ async def _read_directory(client: ChatClient) -> None:
 async def groups(settings: Settings, args: argparse.Namespace) -> int:
     async with ChatClient(settings, ProblemSink(), receive_messages=False) as client:
         await _read_directory(client)
-        names = await client.store.groups() if args.all else await client.my_groups()
+        names = await client.cache.groups() if args.all else await client.my_groups()
         for name in names:
             print(name)
         await _finish(client)
@@ -170,7 +170,7 @@ async def members(settings: Settings, args: argparse.Namespace) -> int:
 async def users(settings: Settings, args: argparse.Namespace) -> int:
     async with ChatClient(settings, ProblemSink(), receive_messages=False) as client:
         await _read_directory(client)
-        for name in await client.store.users():
+        for name in await client.cache.users():
             print(name)
         await _finish(client)
     return 0
@@ -180,7 +180,7 @@ async def history(settings: Settings, args: argparse.Namespace) -> int:
     conversation = conversation_of(args)
     async with ChatClient(settings, ProblemSink(), receive_messages=False) as client:
         await client.wait_first_attempt(2.0)
-        messages = await client.store.history(conversation, limit=args.limit)
+        messages = await client.cache.history(conversation, limit=args.limit)
         for message in messages:
             print(as_json(message) if args.json else as_text(message))
         await _finish(client)

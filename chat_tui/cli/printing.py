@@ -7,8 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from chat_tui.core.records import StoredMessage
 from chat_tui.core.sink import Sink
-from chat_tui.store.records import StoredMessage
 
 
 def status_label(message: StoredMessage) -> str:

@@ -73,6 +73,11 @@ class CacheView:
         """Every group the directory knows."""
         return await self._store.groups()
 
+    async def members(self, group: str) -> list[str]:
+        """The group's members as the cache knows them (none for a group it does not
+        know: a title can show that, where `ChatClient.members` refuses it)."""
+        return await self._store.members(group)
+
     async def preference(self, key: str) -> str | None:
         """A face's setting kept with the cache (the theme, the open conversation)."""
         return await self._store.get_meta(key)

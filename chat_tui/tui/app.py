@@ -18,6 +18,7 @@ from chat_tui.core.client import ChatClient
 from chat_tui.core.errors import ChatError
 from chat_tui.core.status import ClientStatus, ConnectionState
 from chat_tui.protocol.conversations import Conversation
+from chat_tui.tui.app_sink import AppSink
 from chat_tui.tui.demo import DemoBots
 from chat_tui.tui.messages import (
     BatchArrived,
@@ -29,7 +30,6 @@ from chat_tui.tui.messages import (
 from chat_tui.tui.palette import ChatCommands
 from chat_tui.tui.screens.help_screen import HelpSection
 from chat_tui.tui.screens.main_screen import MainScreen
-from chat_tui.tui.sink import AppSink
 from chat_tui.tui.terminal_keys import report_alt_digits
 from chat_tui.tui.widgets.conversation.composer import Composer
 from chat_tui.tui.widgets.conversation.message_view import MessageView
@@ -94,7 +94,7 @@ class ChatApp(App[None]):
             self.exit(return_code=1, message=str(exc))
             return
         self._started = True
-        remembered = await self.client.store.get_meta(THEME_META)
+        remembered = await self.client.cache.preference(THEME_META)
         theme = remembered or self.settings.theme
         if theme in self.available_themes:
             self.theme = theme
@@ -130,9 +130,9 @@ class ChatApp(App[None]):
 
     async def _remember_theme(self, theme: Theme) -> None:
         if self._started:
-            await self.client.store.set_meta(THEME_META, theme.name)
+            await self.client.cache.set_preference(THEME_META, theme.name)
 
-    # --- the core's news (see sink.py) -------------------------------------------------
+    # --- the core's news (see app_sink.py) -------------------------------------------------
 
     @on(BatchArrived)
     async def _batch_arrived(self, message: BatchArrived) -> None:

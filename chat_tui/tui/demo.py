@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from chat_tui.config import Settings
 from chat_tui.core.client import ChatClient
 from chat_tui.core.errors import ChatError
+from chat_tui.core.records import StoredMessage
 from chat_tui.core.sink import Sink
 from chat_tui.protocol.conversations import Conversation
-from chat_tui.store.records import StoredMessage
 
 LOBBY = "lobby"
 BOT_NAMES = ("ada", "grace", "linus", "margaret", "dennis", "barbara", "ken", "radia")
@@ -143,13 +143,13 @@ class DemoBots:
         if not self.bots:
             return
         founder = self.bots[0].client
-        if LOBBY not in await founder.store.groups():
+        if LOBBY not in await founder.cache.groups():
             with contextlib.suppress(ChatError):
                 await founder.create_group(LOBBY)
         for client in [bot.client for bot in self.bots] + [self.user_client]:
             if not await _wait_for_group(client, LOBBY, 15.0):
                 continue
-            if client.me not in await client.store.members(LOBBY):
+            if client.me not in await client.cache.members(LOBBY):
                 with contextlib.suppress(ChatError):
                     await client.join_group(LOBBY)
         # A join applied locally raises no directory event: tell the user's face.
@@ -164,7 +164,7 @@ async def _wait_for_group(client: ChatClient, group: str, timeout: float) -> boo
     """Until the client's directory knows `group` (another bot may just have created it)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while group not in await client.store.groups():
+    while group not in await client.cache.groups():
         if loop.time() > deadline:
             return False
         await client.wait_directory(2.0)

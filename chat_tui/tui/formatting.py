@@ -9,7 +9,7 @@ from datetime import datetime, tzinfo
 from rich.style import Style
 from rich.text import Text
 
-from chat_tui.store.records import StoredMessage
+from chat_tui.core.records import StoredMessage
 
 # Distinct on dark and light themes; a sender keeps its colour across runs and machines.
 SENDER_COLOURS = (

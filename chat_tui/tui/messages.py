@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from textual.message import Message
 
+from chat_tui.core.records import StatusChange, StoredMessage
 from chat_tui.core.status import ClientStatus
-from chat_tui.store.records import StatusChange, StoredMessage
 
 
 class BatchArrived(Message):

@@ -1,44 +1,65 @@
-"""The chat actions in Textual's command palette (Ctrl+P)."""
+"""The chat actions in Textual's command palette (Ctrl+P).
+
+The provider knows the app only as a `PaletteHost`, so that the app, which lists this
+provider, and the palette do not import each other.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Protocol, runtime_checkable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from chat_tui.core.client import ChatClient
 from chat_tui.protocol.ids import is_valid_id
 from chat_tui.tui.slash_commands import SlashCommand
 
-if TYPE_CHECKING:
-    from chat_tui.tui.app import ChatApp
-    from chat_tui.tui.screens.main_screen import MainScreen
-
 PaletteCommand = tuple[str, Callable[[], object], str]
+
+
+class PaletteTarget(Protocol):
+    """What the palette lists from and runs on: the main screen."""
+
+    @property
+    def client(self) -> ChatClient: ...
+
+    def run_slash(self, command: SlashCommand) -> object: ...
+
+    def action_switcher(self) -> None: ...
+
+    def action_toggle_sidebar(self) -> None: ...
+
+
+@runtime_checkable
+class PaletteHost(Protocol):
+    """An app with a main screen once it has started (None before)."""
+
+    @property
+    def main_screen(self) -> PaletteTarget | None: ...
 
 
 class ChatCommands(Provider):
     """Join, leave, create, DM, members, help, quit: the slash commands, with names filled in."""
 
-    def _screen(self) -> MainScreen | None:
-        app: ChatApp = self.app  # type: ignore[assignment]
-        return app.main_screen
+    def _screen(self) -> PaletteTarget | None:
+        app = self.app
+        return app.main_screen if isinstance(app, PaletteHost) else None
 
     async def _commands(self) -> list[PaletteCommand]:
-        screen = self._screen()
-        if screen is None:
+        found = self._screen()
+        if found is None:
             return []
+        screen: PaletteTarget = found  # narrowed for the closure below
         client = screen.client
-        store = client.store
         mine = set(await client.my_groups())
         commands: list[PaletteCommand] = []
 
         def slash(name: str, argument: str | None = None) -> Callable[[], object]:
-            assert screen is not None
             return partial(screen.run_slash, SlashCommand(name, argument))
 
-        for group in await store.groups():
+        for group in await client.cache.groups():
             if group in mine:
                 commands.append((f"Leave #{group}", slash("leave", group), "leave the group"))
                 commands.append(
@@ -46,8 +67,8 @@ class ChatCommands(Provider):
                 )
             else:
                 commands.append((f"Join #{group}", slash("join", group), "join the group"))
-        for user in await store.users():
-            if user != store.me:
+        for user in await client.cache.users():
+            if user != client.me:
                 commands.append((f"Message @{user}", slash("dm", user), "open the DM"))
         commands.append(("Help: keys and commands", slash("help"), "F1"))
         commands.append(("Quick switcher", screen.action_switcher, "Ctrl+G"))

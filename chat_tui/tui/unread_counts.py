@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
+from chat_tui.core.records import ConversationSummary, StoredMessage
 from chat_tui.protocol.conversations import Conversation
-from chat_tui.store.records import ConversationSummary, StoredMessage
 
 
 def empty_summary(conversation: Conversation) -> ConversationSummary:

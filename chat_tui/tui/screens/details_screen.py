@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from typing import ClassVar
 
@@ -14,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from chat_tui.store.records import MemberReceipt, StoredMessage
+from chat_tui.core.records import MessageDetails
 from chat_tui.tui.formatting import local_time, sender_colour, status_tick, status_words
 from chat_tui.tui.literal import literal_text
 
@@ -25,12 +24,9 @@ def _when(moment: datetime | None, zone: tzinfo | None) -> str:
     return local_time(moment, zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def details_text(
-    message: StoredMessage,
-    receipts: Sequence[MemberReceipt],
-    recipients: Sequence[str],
-    zone: tzinfo | None,
-) -> Text:
+def details_text(details: MessageDetails, zone: tzinfo | None) -> Text:
+    """The message, and for an own message a row per recipient: delivered, read."""
+    message = details.message
     text = Text(end="")
     text.append("From ", Style(dim=True))
     text.append(message.sender_id, Style(bold=True, color=sender_colour(message.sender_id)))
@@ -45,8 +41,8 @@ def details_text(
     text.append("Status: ", Style(bold=True))
     text.append_text(status_tick(message, message.conversation.kind == "group"))
     text.append(f"  ({status_words(message)})\n\n")
-    by_member = {r.member_id: r for r in receipts}
-    members = sorted(set(recipients) | set(by_member))
+    by_member = {r.member_id: r for r in details.receipts}
+    members = sorted(set(details.recipients) | set(by_member))
     text.append(f"{'recipient':<20} {'delivered':<20} read\n", Style(bold=True))
     for member in members:
         receipt = by_member.get(member)

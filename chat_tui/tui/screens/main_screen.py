@@ -1,8 +1,12 @@
-"""The main screen: header, conversation list, the open conversation and the composer."""
+"""The main screen: header, conversation list, the open conversation and the composer.
+
+A little over 400 lines: the bindings and the one flow between the widgets and the
+core. What each slash command does is in `slash_dispatch.py`, the cache syncs in
+`read_sync.py`, the order of the conversation list in the sidebar's module.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import tzinfo
 from typing import ClassVar
@@ -17,28 +21,30 @@ from textual.widgets import Footer, Static
 
 from chat_tui.core.client import ChatClient
 from chat_tui.core.errors import ChatError
+from chat_tui.core.records import ConversationSummary, StatusChange, StoredMessage
 from chat_tui.core.status import ClientStatus
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.ids import InvalidIdError
-from chat_tui.store.records import ConversationSummary, StatusChange, StoredMessage
+from chat_tui.tui.read_sync import ReadSync
 from chat_tui.tui.screens.details_screen import DetailsScreen, details_text
 from chat_tui.tui.screens.help_screen import HelpScreen, HelpSection
 from chat_tui.tui.screens.switcher_screen import SwitcherScreen
 from chat_tui.tui.slash_commands import SlashCommand, SlashCommandError, parse, unescape
+from chat_tui.tui.slash_dispatch import run_slash_command
 from chat_tui.tui.unread_counts import UnreadCounts
 from chat_tui.tui.widgets.conversation.composer import Composer, size_error
 from chat_tui.tui.widgets.conversation.message_view import MessageView
 from chat_tui.tui.widgets.conversation.title import ConversationTitle
 from chat_tui.tui.widgets.header import StatusHeader
-from chat_tui.tui.widgets.sidebar import ConversationList
+from chat_tui.tui.widgets.sidebar import ConversationList, conversation_after, next_unread
 
 OPEN_CONVERSATION_META = "tui.open_conversation"
-STORE_SYNC_INTERVAL = 0.2
-"""While batches arrive, save reads and re-read the counts at most this often (seconds)."""
 
 
 class MainScreen(Screen[None]):
-    """Owns the flow between the widgets and the client; the widgets only draw."""
+    """Carries the core's news to the widgets and what the user does to the core. The
+    widgets draw and report; none holds the client, and the message view reads only
+    pages of history, from the `HistorySource` it is given."""
 
     # Priority: these must work while the composer has focus.
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -103,9 +109,11 @@ class MainScreen(Screen[None]):
         self.current: Conversation | None = None
         self.counts = UnreadCounts()
         self._opened: set[Conversation] = set()
-        self._store_sync = asyncio.Lock()
-        self._sync_wanted = False
-        self._syncing = False
+        self.read_sync = ReadSync(
+            self._save_unsaved_reads,
+            self._reload_counts,
+            lambda loop: self.run_worker(loop, group="store-sync"),
+        )
 
     @property
     def summaries(self) -> dict[Conversation, ConversationSummary]:
@@ -118,7 +126,7 @@ class MainScreen(Screen[None]):
             yield ConversationList(id="sidebar")
             with Vertical(id="conversation"):
                 yield ConversationTitle(id="title")
-                yield MessageView(self.client.store, self.zone, id="messages")
+                yield MessageView(self.client.cache, self.zone, id="messages")
                 yield Static(id="pending", markup=False)
                 yield Composer(id="composer")
                 # Errors can quote what the user typed: never markup.
@@ -153,7 +161,7 @@ class MainScreen(Screen[None]):
         self.watch(self.app, "app_focus", self._app_focus_changed, init=False)
 
     async def _remembered_conversation(self) -> Conversation | None:
-        key = await self.client.store.get_meta(OPEN_CONVERSATION_META)
+        key = await self.client.cache.preference(OPEN_CONVERSATION_META)
         if key is None:
             return None
         try:
@@ -165,15 +173,15 @@ class MainScreen(Screen[None]):
 
     async def apply_batch(self, messages: Sequence[StoredMessage]) -> None:
         """Draw what belongs to the open conversation, count everything in the sidebar's
-        data; the sidebar itself is redrawn from the store a moment later (see
-        `_sync_soon`), so a backlog of many batches does not redraw it for each."""
+        data; the sidebar itself is redrawn from the cache a moment later (see
+        `ReadSync`), so a backlog of many batches does not redraw it for each."""
         here = [m for m in messages if m.conversation == self.current]
         if here:
             self.view.append(here, reader_present=self.app.app_focus)
         self.counts.count(messages)
         if here and self.app.app_focus:
             self.view.report_seen()
-        self._sync_soon()
+        self.read_sync.sync_soon()
         await self._open_something()
 
     def apply_statuses(self, changes: Sequence[StatusChange]) -> None:
@@ -197,26 +205,29 @@ class MainScreen(Screen[None]):
     # --- conversations -----------------------------------------------------------------
 
     async def refresh_sidebar(self) -> None:
-        """Save what was read, then read the counts back from the store and draw them."""
-        await self.save_reads()
-        async with self._store_sync:
-            self.counts.reloading()
-            summaries = None
-            try:
-                summaries = await self.client.store.conversations()
-            finally:
-                self.counts.reloaded(summaries)
+        """Save what was read, then read the counts back from the cache and draw them."""
+        await self.read_sync.sync_now()
+
+    async def save_reads(self) -> None:
+        """Hand the cache what was read and not yet saved (before the client stops)."""
+        await self.read_sync.save_reads()
+
+    async def _save_unsaved_reads(self) -> None:
+        for conversation, seq in self.counts.take_reads().items():
+            await self.client.mark_read(conversation, seq)
+
+    async def _reload_counts(self) -> None:
+        self.counts.reloading()
+        summaries = None
+        try:
+            summaries = await self.client.cache.conversations()
+        finally:
+            self.counts.reloaded(summaries)
         for opened in self._opened:
             if opened.kind == "dm":
                 # Opened with /dm but nothing said yet: still list it for this session.
                 self.counts.ensure(opened)
         self._draw_sidebar()
-
-    async def save_reads(self) -> None:
-        """Hand the store what was read and not yet saved (before the client stops)."""
-        async with self._store_sync:
-            for conversation, seq in self.counts.take_reads().items():
-                await self.client.mark_read(conversation, seq)
 
     def _draw_sidebar(self) -> None:
         """Show the counts as they are now (unchanged rows are not redrawn)."""
@@ -228,25 +239,6 @@ class MainScreen(Screen[None]):
             # left to draw them on.
             return
         sidebar.show(list(self.summaries.values()), self.current)
-
-    def _sync_soon(self) -> None:
-        """Sync with the store now, or when the last sync is `STORE_SYNC_INTERVAL` old:
-        a burst of batches or reads becomes one sync per interval, and the last one is
-        always followed by a sync."""
-        self._sync_wanted = True
-        if not self._syncing:
-            self._syncing = True
-            self._sync_while_wanted()
-
-    @work(group="store-sync")
-    async def _sync_while_wanted(self) -> None:
-        try:
-            while self._sync_wanted:
-                self._sync_wanted = False
-                await self.refresh_sidebar()
-                await asyncio.sleep(STORE_SYNC_INTERVAL)
-        finally:
-            self._syncing = False
 
     async def open_conversation(self, conversation: Conversation) -> None:
         """Show a conversation; only its newest page (or the page at the first unread) is read."""
@@ -268,21 +260,16 @@ class MainScreen(Screen[None]):
 
     @work(group="remember", exclusive=True)
     async def _remember_open(self, conversation: Conversation) -> None:
-        await self.client.store.set_meta(OPEN_CONVERSATION_META, conversation.key)
+        await self.client.cache.set_preference(OPEN_CONVERSATION_META, conversation.key)
 
     async def _refresh_title(self) -> None:
         members: int | None = None
         if self.current is not None and self.current.kind == "group":
-            members = len(await self.client.store.members(self.current.name))
+            members = len(await self.client.cache.members(self.current.name))
         self.query_one(ConversationTitle).show(self.current, members)
 
-    def _step(self, step: int) -> Conversation | None:
-        order = self.sidebar.order
-        if not order:
-            return None
-        if self.current not in order:
-            return order[0]
-        return order[(order.index(self.current) + step) % len(order)]
+    def conversation_after(self, step: int) -> Conversation | None:
+        return conversation_after(self.sidebar.order, self.current, step)
 
     # --- widget messages ---------------------------------------------------------------
 
@@ -294,11 +281,11 @@ class MainScreen(Screen[None]):
     @on(MessageView.Seen)
     def _seen(self, event: MessageView.Seen) -> None:
         if self.app.app_focus and event.conversation == self.current:
-            # Counted as read at once; the store hears of it with the next sync, so a
+            # Counted as read at once; the cache hears of it with the next sync, so a
             # backlog read batch after batch makes one transaction per interval.
             self.counts.read(event.conversation, event.seq)
             self._draw_sidebar()
-            self._sync_soon()
+            self.read_sync.sync_soon()
 
     @on(MessageView.PendingChanged)
     def _pending_changed(self, event: MessageView.PendingChanged) -> None:
@@ -309,15 +296,8 @@ class MainScreen(Screen[None]):
 
     @on(MessageView.DetailsRequested)
     async def _details_requested(self, event: MessageView.DetailsRequested) -> None:
-        store = self.client.store
-        message = await store.get_message(event.message.message_id) or event.message
-        receipts = await store.receipt_details(message.message_id)
-        conversation = message.conversation
-        if conversation.kind == "group":
-            recipients = [m for m in await store.members(conversation.name) if m != store.me]
-        else:
-            recipients = [conversation.name]
-        self.app.push_screen(DetailsScreen(details_text(message, receipts, recipients, self.zone)))
+        details = await self.client.cache.message_details(event.message)
+        self.app.push_screen(DetailsScreen(details_text(details, self.zone)))
 
     @on(MessageView.Left)
     @on(ConversationList.Left)
@@ -379,52 +359,9 @@ class MainScreen(Screen[None]):
     @work(group="commands")
     async def run_slash(self, command: SlashCommand) -> None:
         try:
-            await self._run_slash(command)
+            await run_slash_command(self, command)
         except (ChatError, InvalidIdError, ValueError) as exc:
             self._show_composer_error(str(exc))
-
-    async def _run_slash(self, command: SlashCommand) -> None:
-        client = self.client
-        argument = command.argument
-        if command.name == "help":
-            self.action_help()
-        elif command.name == "quit":
-            self.app.exit()
-        elif command.name == "dm":
-            assert argument is not None
-            await self.open_conversation(Conversation.dm(argument))
-        elif command.name == "join":
-            assert argument is not None
-            await client.join_group(argument)
-            self.notify(f"Joined #{argument}", markup=False)
-            await self.open_conversation(Conversation.group(argument))
-        elif command.name == "create":
-            assert argument is not None
-            await client.create_group(argument)
-            self.notify(f"Created #{argument}", markup=False)
-            await self.open_conversation(Conversation.group(argument))
-        elif command.name == "leave":
-            group = argument or self._current_group("leave")
-            await client.leave_group(group)
-            self.notify(f"Left #{group}", markup=False)
-            await self.refresh_sidebar()
-            if self.current == Conversation.group(group):
-                following = self._step(1)
-                if following is not None and following != self.current:
-                    await self.open_conversation(following)
-        elif command.name == "members":
-            group = argument or self._current_group("list the members of")
-            members = await client.members(group)
-            self.notify(
-                ", ".join(members) or "nobody",
-                title=f"#{group}: {len(members)} members",
-                markup=False,
-            )
-
-    def _current_group(self, verb: str) -> str:
-        if self.current is None or self.current.kind != "group":
-            raise ChatError(f"which group? The open conversation is not a group to {verb}.")
-        return self.current.name
 
     # --- actions -----------------------------------------------------------------------
 
@@ -438,10 +375,9 @@ class MainScreen(Screen[None]):
 
     @work(group="switcher")
     async def _add_switcher_candidates(self, candidates: list[Conversation]) -> None:
-        store = self.client.store
-        for user in await store.users():
+        for user in await self.client.cache.users():
             conversation = Conversation.dm(user)
-            if user != store.me and conversation not in candidates:
+            if user != self.client.me and conversation not in candidates:
                 candidates.append(conversation)
         choice = await self.app.push_screen_wait(SwitcherScreen(candidates))
         if choice is not None:
@@ -455,24 +391,21 @@ class MainScreen(Screen[None]):
             self.composer.focus()
 
     async def action_next_conversation(self) -> None:
-        target = self._step(1)
+        target = self.conversation_after(1)
         if target is not None:
             await self.open_conversation(target)
 
     async def action_previous_conversation(self) -> None:
-        target = self._step(-1)
+        target = self.conversation_after(-1)
         if target is not None:
             await self.open_conversation(target)
 
     async def action_next_unread(self) -> None:
-        order = self.sidebar.order
-        start = order.index(self.current) + 1 if self.current in order else 0
-        for conversation in order[start:] + order[:start]:
-            summary = self.summaries.get(conversation)
-            if conversation != self.current and summary is not None and summary.unread_count:
-                await self.open_conversation(conversation)
-                return
-        self.notify("No unread messages.")
+        target = next_unread(self.sidebar.order, self.current, self.summaries)
+        if target is None:
+            self.notify("No unread messages.")
+        else:
+            await self.open_conversation(target)
 
     async def action_open_nth(self, n: int) -> None:
         order = self.sidebar.order

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -14,8 +14,8 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option, OptionDoesNotExist
 
+from chat_tui.core.records import ConversationSummary
 from chat_tui.protocol.conversations import Conversation
-from chat_tui.store.records import ConversationSummary
 
 SECTION_STYLE = Style(bold=True, dim=True)
 
@@ -38,6 +38,32 @@ def row_text(summary: ConversationSummary, width: int, is_open: bool) -> Text:
     if unread:
         text.append(badge, Style(bold=True, color="#e06c75" if summary.mentioned else "#e5c07b"))
     return text
+
+
+def conversation_after(
+    order: Sequence[Conversation], current: Conversation | None, step: int
+) -> Conversation | None:
+    """The conversation `step` rows after `current`, round the list (the first row if
+    `current` is not listed)."""
+    if not order:
+        return None
+    if current not in order:
+        return order[0]
+    return order[(order.index(current) + step) % len(order)]
+
+
+def next_unread(
+    order: Sequence[Conversation],
+    current: Conversation | None,
+    summaries: Mapping[Conversation, ConversationSummary],
+) -> Conversation | None:
+    """The first conversation with unread messages below `current`, round the list."""
+    start = order.index(current) + 1 if current in order else 0
+    for conversation in [*order[start:], *order[:start]]:
+        summary = summaries.get(conversation)
+        if conversation != current and summary is not None and summary.unread_count:
+            return conversation
+    return None
 
 
 class ConversationList(OptionList):

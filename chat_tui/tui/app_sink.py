@@ -13,9 +13,9 @@ from typing import Any
 
 from textual.app import App
 
+from chat_tui.core.records import StatusChange, StoredMessage
 from chat_tui.core.sink import Sink
 from chat_tui.core.status import ClientStatus
-from chat_tui.store.records import StatusChange, StoredMessage
 from chat_tui.tui.messages import (
     BatchArrived,
     ConnectionChanged,
