@@ -57,6 +57,13 @@ class ChatCachePolicy:
         return "sent"
 
 
+def cache_of(path: Path, me: str) -> Store:
+    """The cache of user `me`, with the rules of `me`, not yet opened."""
+    return Store(path, me, ChatCachePolicy(me))
+
+
 async def open_cache(path: Path, me: str) -> Store:
-    """The cache of user `me`, with the rules of `me`."""
-    return await Store.open(path, me, ChatCachePolicy(me))
+    """The cache of user `me`, with the rules of `me`, opened."""
+    store = cache_of(path, me)
+    await store.open()
+    return store

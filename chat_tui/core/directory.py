@@ -16,7 +16,7 @@ from chat_tui.backoff import Backoff
 from chat_tui.core.acking import ack_all
 from chat_tui.core.batching import Batcher
 from chat_tui.protocol.models import DirectoryEvent, MalformedMessageError, decode
-from chat_tui.store.cache import Store
+from chat_tui.store import Store
 from chat_tui.transport.consumers import Delivery
 
 log = logging.getLogger(__name__)

@@ -27,5 +27,5 @@ class OfflineError(ChatError):
     """The action needs the broker and the broker cannot be reached right now."""
 
 
-class StorageError(ChatError):
+class CacheError(ChatError):
     """The local cache cannot be written; incoming messages stay in the broker."""

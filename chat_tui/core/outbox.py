@@ -11,8 +11,9 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 
+from chat_tui.backoff import Backoff
 from chat_tui.protocol.models import SendMessage, decode
-from chat_tui.store.cache import Store
+from chat_tui.store import Store
 from chat_tui.store.records import OutboxItem, StatusChange
 from chat_tui.transport.connection import PublishFailed, PublishReturned, Transport
 
@@ -22,7 +23,7 @@ WINDOW = 100
 """Publishes in flight at once: confirms are awaited together, not one by one."""
 MAX_BACKOFF = 30.0
 RECEIPT_DELAY = 0.1
-"""How long `wake_soon` lets receipts gather before publishing them."""
+"""How long `receipts_queued` lets receipts gather before publishing them."""
 
 
 def returned_reason(item: OutboxItem) -> str:
@@ -54,11 +55,12 @@ class OutboxPublisher:
         self.on_changes = on_changes
         self.on_failed = on_failed
         self.on_drained = on_drained
-        self.first_backoff = first_backoff
+        self._backoff = Backoff(first_backoff, MAX_BACKOFF)
         self._wake = asyncio.Event()
         self._link_back = asyncio.Event()
-        """Set by `retry_now`: the only thing that cuts a backoff short."""
-        self._backoff = first_backoff
+        """Set by `link_restored`: the only thing that cuts a backoff short."""
+        self._idle = asyncio.Event()
+        """Everything read or handed so far is published and confirmed."""
         self._soon: asyncio.TimerHandle | None = None
         self._unread_rows = True
         """Rows may wait in the outbox table that were not handed to us: read it."""
@@ -66,38 +68,47 @@ class OutboxPublisher:
         self._seen_through = 0
         """The highest outbox seq read or published so far."""
 
-    def wake(self) -> None:
-        """Rows were queued that only the outbox table knows of."""
+    def rows_queued(self) -> None:
+        """Rows were queued that only the outbox table knows of: read it."""
         self._unread_rows = True
+        self._idle.clear()
         self._wake.set()
 
-    def retry_now(self) -> None:
+    def link_restored(self) -> None:
         """The link is (back) up: publish everything now, even in the middle of a
         backoff. New rows alone do not cut a backoff short: while publishes fail, a
         user typing, or receipts queued every 0.1 s in a backlog, would retry the whole
         window at their pace."""
         self._link_back.set()
-        self.wake()
+        self.rows_queued()
 
-    def hand(self, item: OutboxItem) -> None:
+    def publish_committed(self, item: OutboxItem) -> None:
         """A message just committed to the outbox: publish it without reading it back,
         one trip to the SQLite thread fewer on the sender's path. When rows may wait
         ahead of it (queued offline, or a publish is being retried), the table is read
         as usual, and it goes out in its turn."""
         self._handed.append(item)
+        self._idle.clear()
         self._wake.set()
 
-    def wake_soon(self) -> None:
-        """Wake within RECEIPT_DELAY: for cumulative receipts, which lose nothing by
-        waiting. During a backlog every stored batch queues a `delivered` receipt; waking
-        at once cost each batch an outbox read, a publish and a commit on the one SQLite
-        thread the receive pipeline waits for. Meanwhile they coalesce in the outbox."""
+    def receipts_queued(self) -> None:
+        """Rows were queued that can wait RECEIPT_DELAY: cumulative receipts, which lose
+        nothing by waiting. During a backlog every stored batch queues a `delivered`
+        receipt; waking at once cost each batch an outbox read, a publish and a commit on
+        the one SQLite thread the receive pipeline waits for. Meanwhile they coalesce in
+        the outbox."""
         if self._soon is None:
             self._soon = asyncio.get_running_loop().call_later(RECEIPT_DELAY, self._wake_now)
 
     def _wake_now(self) -> None:
         self._soon = None
-        self.wake()
+        self.rows_queued()
+
+    async def until_idle(self) -> None:
+        """Read the outbox table again, and return once everything in it so far has been
+        published and confirmed (or returned). Waits as long as the link is down."""
+        self.rows_queued()
+        await self._idle.wait()
 
     async def _next_items(self) -> tuple[list[OutboxItem], bool]:
         """The next items to publish, and whether more may wait behind them."""
@@ -120,26 +131,24 @@ class OutboxPublisher:
             while self.transport.online:
                 items, more = await self._next_items()
                 if not items:
+                    self._idle.set()
                     break
                 self._seen_through = max(self._seen_through, items[-1].seq)
                 if await self._publish_window(items):
-                    self._backoff = self.first_backoff
+                    self._backoff.reset()
                     if more:
                         continue
                     # Drained; whatever was queued since has woken us (or will, for
                     # receipts, a little later).
+                    if not self._wake.is_set():
+                        self._idle.set()
                     break
                 # The outbox table still holds what failed: retry from there, after a
-                # wait that only a reconnect (retry_now) cuts short.
+                # wait that only a reconnect (link_restored) cuts short.
                 self._unread_rows = True
                 self._link_back.clear()
-                try:
-                    async with asyncio.timeout(self._backoff):
-                        await self._link_back.wait()
-                except TimeoutError:
-                    pass
+                await self._backoff.wait(self._link_back)
                 self._wake.clear()
-                self._backoff = min(self._backoff * 2, MAX_BACKOFF)
             self.on_drained()
 
     async def _publish_window(self, items: list[OutboxItem]) -> bool:

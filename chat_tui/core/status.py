@@ -7,9 +7,13 @@ and hands the faces a `ClientStatus`. Faces never see the transport's types.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+
+from chat_tui.transport.connection import LinkState, LinkStatus
 
 
 class ConnectionState(StrEnum):
@@ -30,3 +34,73 @@ class ClientStatus:
     """Own chat messages not yet confirmed by the broker (receipts are not counted)."""
     standby: bool = False
     """Another instance of this user holds the inbox; this one only waits."""
+
+
+class StatusBoard:
+    """Gathers what the status is made of and tells the face whenever it changes.
+
+    Online means "consuming and following the directory", not merely connected: the
+    link must be up and the consumers set up (`ready`)."""
+
+    def __init__(self, publish: Callable[[ClientStatus], None]) -> None:
+        self._publish = publish
+        self._link = LinkStatus(LinkState.CONNECTING)
+        self._ready = False
+        self._online = asyncio.Event()
+        self.fatal_error: str | None = None
+        """Set when retrying cannot help (refused credentials)."""
+        self.unsent_messages = 0
+        self.standby = False
+        self.current = ClientStatus(ConnectionState.CONNECTING)
+
+    @property
+    def online(self) -> bool:
+        return self._online.is_set()
+
+    async def wait_online(self) -> None:
+        await self._online.wait()
+
+    def link_changed(self, link: LinkStatus) -> None:
+        self._link = link
+        self._update_online()
+        self.publish()
+
+    def offline(self, error: str, *, next_retry_at: datetime | None = None) -> None:
+        self.link_changed(LinkStatus(LinkState.OFFLINE, next_retry_at=next_retry_at, error=error))
+
+    def refused(self, error: str) -> None:
+        """The broker refused us for good: say so until the client stops."""
+        self.fatal_error = error
+        self.offline(error)
+
+    def consumers_ready(self) -> None:
+        self._ready = True
+        self._update_online()
+        self.publish()
+
+    def set_unsent(self, count: int) -> None:
+        if count != self.unsent_messages:
+            self.unsent_messages = count
+            self.publish()
+
+    def set_standby(self, standby: bool) -> None:
+        if standby != self.standby:
+            self.standby = standby
+            self.publish()
+
+    def _update_online(self) -> None:
+        if self._link.state is LinkState.ONLINE and self._ready:
+            self._online.set()
+        else:
+            self._online.clear()
+
+    def publish(self) -> None:
+        link = self._link
+        self.current = ClientStatus(
+            state=ConnectionState(link.state.value),
+            next_retry_at=link.next_retry_at,
+            error=link.error or self.fatal_error,
+            unsent_messages=self.unsent_messages,
+            standby=self.standby,
+        )
+        self._publish(self.current)

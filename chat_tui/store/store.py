@@ -32,22 +32,21 @@ from chat_tui.store.timestamps import iso
 
 
 class Store:
-    """The cache of user `me`. Open with `await Store.open(path, me, policy)`."""
+    """The cache of user `me`, in the file at `path`; `await open()` before use. The
+    parts built on it can be wired up before the file is opened."""
 
-    def __init__(self, database: Database, me: str, policy: CachePolicy) -> None:
-        self._db = database
+    def __init__(self, path: Path, me: str, policy: CachePolicy) -> None:
+        self._db = Database(path)
         self.me = me
         self._policy = policy
 
-    @classmethod
-    async def open(cls, path: Path, me: str, policy: CachePolicy) -> Store:
-        database = Database(path)
+    async def open(self) -> None:
+        """Open the file and bring its schema up to date; raises StoreError."""
         try:
-            await database.open(migrate)
+            await self._db.open(migrate)
         except BaseException:
-            await database.close()
+            await self._db.close()
             raise
-        return cls(database, me, policy)
 
     @property
     def path(self) -> Path:

@@ -1,0 +1,74 @@
+"""The first connection, and a fresh start when setting up on a new link fails.
+
+Once connected, aio-pika's robust connection reconnects by itself (see "Robust
+connection from aio-pika, plus our own first-connect loop" in docs/architecture.md);
+this loop only gets the client there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from chat_tui.backoff import Backoff
+from chat_tui.core.status import StatusBoard
+from chat_tui.transport.connection import (
+    AuthenticationRefused,
+    BrokerUnreachable,
+    InboxAtConnect,
+    Transport,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_CONNECT_BACKOFF = 30.0
+
+
+class Connector:
+    """Connects with backoff until the consumers are set up, or the broker refuses us."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        status: StatusBoard,
+        set_up: Callable[[InboxAtConnect], Awaitable[None]],
+        *,
+        first_delay: float,
+    ) -> None:
+        self._transport = transport
+        self._status = status
+        self._set_up = set_up
+        self._backoff = Backoff(first_delay, max(first_delay, MAX_CONNECT_BACKOFF))
+        self.first_attempt_ended = asyncio.Event()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                inbox = await self._transport.connect()
+            except AuthenticationRefused as exc:
+                self._status.refused(str(exc))
+                self.first_attempt_ended.set()
+                return
+            except BrokerUnreachable as exc:
+                self._status.offline(str(exc), next_retry_at=self._retry_at())
+                self.first_attempt_ended.set()
+                await self._backoff.wait()
+                continue
+            try:
+                await self._set_up(inbox)
+            except Exception as exc:
+                # The link died while the consumers were being set up. Without this the
+                # loop would end and leave a client with no consumers for good.
+                log.warning("connection lost while starting consumers: %r", exc)
+                await self._transport.drop()
+                self._status.offline(str(exc), next_retry_at=self._retry_at())
+                # The broker answered: try again after the same delay, not a longer one.
+                await asyncio.sleep(self._backoff.current)
+                continue
+            self.first_attempt_ended.set()
+            return
+
+    def _retry_at(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self._backoff.current)
