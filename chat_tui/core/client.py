@@ -47,6 +47,7 @@ from chat_tui.store import SendRefused, Store
 from chat_tui.store.database import StoreError
 from chat_tui.store.records import SendRefusal
 from chat_tui.transport.connection import InboxAtConnect, Transport
+from chat_tui.transport.link import BrokerLink
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,12 @@ class ChatClient:
     """A chat-tui client for one user. Use `async with ChatClient(settings, sink)`."""
 
     def __init__(
-        self, settings: Settings, sink: Sink | None = None, *, receive_messages: bool = True
+        self,
+        settings: Settings,
+        sink: Sink | None = None,
+        *,
+        receive_messages: bool = True,
+        transport: BrokerLink | None = None,
     ) -> None:
         self.settings = settings
         # Commands that show nothing (send, join, ...) must not consume the inbox: they
@@ -76,7 +82,7 @@ class ChatClient:
         self.cache = CacheView(self._store)
         """What the faces read from the cache."""
         self._status = StatusBoard(self.sink.connection_changed)
-        self.transport = Transport(
+        self.transport: BrokerLink = transport or Transport(
             settings.amqp_url,
             self.names,
             self.me,

@@ -18,8 +18,8 @@ from chat_tui.transport.connection import (
     AuthenticationRefused,
     BrokerUnreachable,
     InboxAtConnect,
-    Transport,
 )
+from chat_tui.transport.link import BrokerLink
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class Connector:
 
     def __init__(
         self,
-        transport: Transport,
+        transport: BrokerLink,
         status: StatusBoard,
         set_up: Callable[[InboxAtConnect], Awaitable[None]],
         *,

@@ -9,7 +9,7 @@ from chat_tui.core.status import StatusBoard
 from chat_tui.protocol.ids import InvalidIdError, validate_id
 from chat_tui.protocol.models import DirectoryEvent, DirectoryEventKind
 from chat_tui.store import Store
-from chat_tui.transport.connection import Transport
+from chat_tui.transport.link import BrokerLink
 
 
 def parse_group_id(value: str) -> str:
@@ -29,7 +29,7 @@ class GroupOperations:
         self,
         me: str,
         store: Store,
-        transport: Transport,
+        transport: BrokerLink,
         status: StatusBoard,
         *,
         announce: Callable[[DirectoryEventKind, str | None], Awaitable[None]],

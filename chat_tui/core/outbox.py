@@ -15,7 +15,8 @@ from chat_tui.backoff import Backoff
 from chat_tui.protocol.models import SendMessage, decode
 from chat_tui.store import Store
 from chat_tui.store.records import OutboxItem, StatusChange
-from chat_tui.transport.connection import PublishFailed, PublishReturned, Transport
+from chat_tui.transport.connection import PublishFailed, PublishReturned
+from chat_tui.transport.link import BrokerLink
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class OutboxPublisher:
     def __init__(
         self,
         store: Store,
-        transport: Transport,
+        transport: BrokerLink,
         *,
         on_changes: Callable[[Sequence[StatusChange]], None],
         on_failed: Callable[[StatusChange, str], None],

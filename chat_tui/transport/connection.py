@@ -36,8 +36,8 @@ from aio_pika.exceptions import (
     ProbableAuthenticationError,
     PublishError,
 )
-from yarl import URL
 
+from chat_tui.config import redact
 from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import Names, group_key
 from chat_tui.transport.consumers import DeliveryHandler, QueueConsumer
@@ -107,12 +107,6 @@ class PublishFailed(TransportError):
 
 class PublishReturned(TransportError):
     """The broker had no queue to route it to: retrying cannot help."""
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages shown to people."""
-    parsed = URL(url)
-    return str(parsed.with_password("***")) if parsed.password else url
 
 
 class Transport:
