@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable
 
 from chat_tui.cli.printing import PrintingSink, ProblemSink, as_json, as_text
 from chat_tui.config import Settings, redact
 from chat_tui.core.client import ChatClient
 from chat_tui.core.errors import ChatError, OfflineError
-from chat_tui.core.records import StoredMessage
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.ids import InvalidIdError
 
@@ -99,30 +98,31 @@ async def tail(settings: Settings, args: argparse.Namespace) -> int:
             )
         if args.count is not None:
             client.inbox.show_at_most(args.count)
-        seen = 0
-        loop = asyncio.get_running_loop()
-        last_activity = loop.time()
-        while True:
-            if args.count is not None and len(sink.printed) >= args.count:
-                break
-            if args.idle is not None and loop.time() - last_activity >= args.idle:
-                break
-            await asyncio.sleep(0.05)
-            if len(sink.printed) != seen:
-                fresh = sink.printed[seen:]
-                seen = len(sink.printed)
-                last_activity = loop.time()
-                await _mark_read(client, fresh)
+        await follow_printed(sink, client.mark_read, count=args.count, idle=args.idle)
         await _finish(client)
     return 0
 
 
-async def _mark_read(client: ChatClient, shown: Sequence[StoredMessage]) -> None:
-    latest: dict[Conversation, int] = {}
-    for message in shown:
-        latest[message.conversation] = max(latest.get(message.conversation, 0), message.seq)
-    for conversation, seq in latest.items():
-        await client.mark_read(conversation, seq)
+async def follow_printed(
+    sink: PrintingSink,
+    mark_read: Callable[[Conversation, int], Awaitable[None]],
+    *,
+    count: int | None,
+    idle: float | None,
+) -> None:
+    """Mark read what `sink` prints as soon as it is printed, until it has printed
+    `count` messages or printed nothing for `idle` seconds (neither: until cancelled)."""
+    loop = asyncio.get_running_loop()
+    last_activity = loop.time()
+    while count is None or sink.printed_count < count:
+        try:
+            async with asyncio.timeout_at(None if idle is None else last_activity + idle):
+                marks = await sink.next_read_marks()
+        except TimeoutError:
+            return
+        last_activity = loop.time()
+        for conversation, seq in marks.items():
+            await mark_read(conversation, seq)
 
 
 async def group_action(settings: Settings, args: argparse.Namespace) -> int:

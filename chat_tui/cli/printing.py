@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Sequence
@@ -9,6 +10,7 @@ from typing import TextIO
 
 from chat_tui.core.records import StoredMessage
 from chat_tui.core.sink import Sink
+from chat_tui.protocol.conversations import Conversation
 
 
 def status_label(message: StoredMessage) -> str:
@@ -58,19 +60,38 @@ def as_text(message: StoredMessage) -> str:
 
 
 class PrintingSink(Sink):
-    """The sink of `chat-tui tail`: prints, flushes, and only then lets the core ack."""
+    """The sink of `chat-tui tail`: prints, flushes, and only then lets the core ack.
+
+    It keeps no printed message, only how many there were and, until `next_read_marks`
+    takes them, the newest printed seq of each conversation: a tail can run for days."""
 
     def __init__(self, json_lines: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr):
         self.json_lines = json_lines
         self.out = out
         self.err = err
-        self.printed: list[StoredMessage] = []
+        self.printed_count = 0
+        self._unread_marks: dict[Conversation, int] = {}
+        self._printed_more = asyncio.Event()
 
     async def show(self, messages: Sequence[StoredMessage]) -> None:
         for message in messages:
             self.out.write((as_json(message) if self.json_lines else as_text(message)) + "\n")
         self.out.flush()
-        self.printed.extend(messages)
+        if not messages:
+            return
+        marks = self._unread_marks
+        for message in messages:
+            marks[message.conversation] = max(marks.get(message.conversation, 0), message.seq)
+        self.printed_count += len(messages)
+        self._printed_more.set()
+
+    async def next_read_marks(self) -> dict[Conversation, int]:
+        """Wait until something new is printed; the newest printed seq per conversation
+        since the last call."""
+        await self._printed_more.wait()
+        self._printed_more.clear()
+        marks, self._unread_marks = self._unread_marks, {}
+        return marks
 
     def problem(self, text: str) -> None:
         self.err.write(f"chat-tui: {text}\n")
