@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,7 +18,8 @@ from pydantic_settings import (
 )
 from yarl import URL
 
-from chat_tui.protocol.ids import NAMESPACE_PATTERN, validate_id
+from chat_tui.protocol.ids import validate_id
+from chat_tui.protocol.names import validate_namespace
 
 APP_NAME = "chat-tui"
 CONFIG_FILE_ENV = "CHAT_TUI_CONFIG_FILE"
@@ -84,9 +85,7 @@ class Settings(BaseSettings):
     @field_validator("namespace")
     @classmethod
     def _namespace_is_safe(cls, value: str) -> str:
-        if NAMESPACE_PATTERN.fullmatch(value) is None:
-            raise ValueError(f"invalid namespace {value!r}")
-        return value
+        return validate_namespace(value)
 
     @classmethod
     def settings_customise_sources(
@@ -106,7 +105,23 @@ class Settings(BaseSettings):
         return self.data_dir / f"{self.namespace}-{self.user}.sqlite3"
 
 
+class SettingsError(ValueError):
+    """A setting that cannot be used. The text is `field: what is wrong`, ready to show."""
+
+
+def _refusal(refused: ValidationError) -> SettingsError:
+    error = refused.errors()[0]
+    field = ".".join(str(part) for part in error["loc"])
+    # A validator's ValueError is the message itself; pydantic's own checks say theirs.
+    cause = error.get("ctx", {}).get("error")
+    return SettingsError(f"{field}: {cause if isinstance(cause, ValueError) else error['msg']}")
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Build Settings; `overrides` are command-line flags, and None means "not given"."""
+    """Build Settings; `overrides` are command-line flags, and None means "not given".
+    Raises `SettingsError` for the first setting that cannot be used."""
     given = {key: value for key, value in overrides.items() if value is not None}
-    return Settings(**given)
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise _refusal(exc) from exc

@@ -10,11 +10,9 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from chat_tui import __version__
 from chat_tui.cli import commands
-from chat_tui.config import Settings, load_settings
+from chat_tui.config import Settings, SettingsError, load_settings
 from chat_tui.core.errors import ChatError
 
 Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
@@ -130,10 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         settings = _load(args)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        return _fail(f"{field}: {first['msg'].removeprefix('Value error, ')}")
+    except SettingsError as exc:
+        return _fail(str(exc))
     try:
         if args.command is None or args.command == "demo":
             from chat_tui.tui.launch import launch  # the only place the CLI loads Textual

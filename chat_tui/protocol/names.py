@@ -7,6 +7,13 @@ from dataclasses import dataclass
 from chat_tui.protocol.ids import NAMESPACE_PATTERN
 
 
+def validate_namespace(value: str) -> str:
+    """Return `value` unchanged, or raise ValueError: it prefixes every broker name."""
+    if NAMESPACE_PATTERN.fullmatch(value) is None:
+        raise ValueError(f"invalid namespace {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Names:
     """Every broker name chat-tui uses, derived from the namespace `NS`."""
@@ -14,8 +21,7 @@ class Names:
     namespace: str
 
     def __post_init__(self) -> None:
-        if NAMESPACE_PATTERN.fullmatch(self.namespace) is None:
-            raise ValueError(f"invalid namespace {self.namespace!r}")
+        validate_namespace(self.namespace)
 
     @property
     def messages_exchange(self) -> str:

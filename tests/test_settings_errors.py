@@ -1,0 +1,46 @@
+"""A bad setting is one clean line, `field: what is wrong`, built by the settings
+themselves; the namespace rule is the protocol's, whoever checks it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from chat_tui.config import load_settings
+from chat_tui.protocol.names import Names
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith("CHAT_TUI_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CHAT_TUI_CONFIG_FILE", str(tmp_path / "config.toml"))
+
+
+def _refusal(**flags: object) -> str:
+    with pytest.raises(ValueError) as refused:
+        load_settings(**flags)
+    return str(refused.value)
+
+
+def test_a_bad_setting_is_one_line_naming_the_field() -> None:
+    assert _refusal(user="Not Valid") == (
+        "user: invalid user ID 'Not Valid': use 1-32 characters of a-z, 0-9, '_' and '-', "
+        "starting with a letter or digit"
+    )
+
+
+def test_a_value_the_type_refuses_is_named_the_same_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHAT_TUI_HEARTBEAT", "often")
+    refusal = _refusal()
+    assert refusal.startswith("heartbeat: "), refusal
+    assert "\n" not in refusal
+
+
+def test_the_settings_refuse_a_namespace_as_the_protocol_does() -> None:
+    with pytest.raises(ValueError) as by_protocol:
+        Names("bad namespace!")
+    assert _refusal(namespace="bad namespace!") == f"namespace: {by_protocol.value}"
