@@ -6,6 +6,10 @@ unread divider and reports what was seen. The data and the drawing are elsewhere
 what is on each line, and `MessageRenderer` draws a message. Only the window is in
 memory and only what is on screen is rendered, so a 100,000-message conversation
 costs what one page does.
+
+Over 400 lines because what is left is one thing: the viewport. Tail mode, the
+anchor kept across a merge, the selection and the seen reports all read and move
+the same scroll position, and Textual calls into each of them from its events.
 """
 
 from __future__ import annotations
