@@ -69,9 +69,9 @@ class ChatApp(App[None]):
         self.demo: DemoBots | None = None
         if isinstance(open_conversation, str):
             open_conversation = Conversation.parse(open_conversation)
-        self.open_conversation = open_conversation
+        self.first_conversation = open_conversation
         self.zone = zone
-        self.connect = connect
+        self.connects = connect
         self.main_screen: MainScreen | None = None
         self._started = False
         self._told_standby = False
@@ -89,7 +89,7 @@ class ChatApp(App[None]):
 
     async def on_mount(self) -> None:
         try:
-            await self.client.start(connect=self.connect)
+            await self.client.start(connect=self.connects)
         except ChatError as exc:
             self.exit(return_code=1, message=str(exc))
             return
@@ -102,7 +102,7 @@ class ChatApp(App[None]):
         self.main_screen = MainScreen(
             self.client,
             zone=self.zone,
-            initial=self.open_conversation,
+            first_conversation=self.first_conversation,
             help_sections=self.help_sections(),
         )
         await self.push_screen(self.main_screen)
@@ -110,7 +110,7 @@ class ChatApp(App[None]):
         # the app: keep it out of the garbage collector's full collections, whose pauses
         # grow with the heap and froze the screen during a backlog drain.
         gc.freeze()
-        if not self.connect:
+        if not self.connects:
             self.main_screen.show_connection(NOT_CONNECTING)
         if self.demo_bots:
             self.demo = DemoBots(self.settings, self.demo_bots, self.client, notify=self.notify)
@@ -156,7 +156,7 @@ class ChatApp(App[None]):
     @on(ConnectionChanged)
     def _connection_changed(self, message: ConnectionChanged) -> None:
         status = message.status
-        if not self.connect:
+        if not self.connects:
             status = replace(NOT_CONNECTING, unsent_messages=status.unsent_messages)
         if status.standby and not self._told_standby:
             self._told_standby = True

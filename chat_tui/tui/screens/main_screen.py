@@ -98,17 +98,17 @@ class MainScreen(Screen[None]):
         client: ChatClient,
         *,
         zone: tzinfo | None = None,
-        initial: Conversation | None = None,
+        first_conversation: Conversation | None = None,
         help_sections: Sequence[HelpSection] = (),
     ) -> None:
         super().__init__()
         self.client = client
         self.zone = zone
-        self.initial = initial
+        self.first_conversation = first_conversation
         self.help_sections = help_sections
         self.current: Conversation | None = None
-        self.counts = UnreadCounts()
-        self._opened: set[Conversation] = set()
+        self.unread_counts = UnreadCounts()
+        self._opened_this_session: set[Conversation] = set()
         self.read_sync = ReadSync(
             self._save_unsaved_reads,
             self._reload_counts,
@@ -118,7 +118,7 @@ class MainScreen(Screen[None]):
     @property
     def summaries(self) -> dict[Conversation, ConversationSummary]:
         """Each listed conversation's counts, as the sidebar shows them (or is about to)."""
-        return self.counts.summaries
+        return self.unread_counts.summaries
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(self.client.me, id="header")
@@ -148,7 +148,7 @@ class MainScreen(Screen[None]):
     async def on_mount(self) -> None:
         self.query_one(StatusHeader).show_status(self.client.status)
         await self.refresh_sidebar()
-        target = self.initial or await self._remembered_conversation()
+        target = self.first_conversation or await self._remembered_conversation()
         if target is None:
             order = self.sidebar.order
             with_unread = [c for c in order if self.summaries[c].unread_count]
@@ -178,7 +178,7 @@ class MainScreen(Screen[None]):
         here = [m for m in messages if m.conversation == self.current]
         if here:
             self.view.append(here, reader_present=self.app.app_focus)
-        self.counts.count(messages)
+        self.unread_counts.count(messages)
         if here and self.app.app_focus:
             self.view.report_seen()
         self.read_sync.sync_soon()
@@ -213,20 +213,20 @@ class MainScreen(Screen[None]):
         await self.read_sync.save_reads()
 
     async def _save_unsaved_reads(self) -> None:
-        for conversation, seq in self.counts.take_reads().items():
+        for conversation, seq in self.unread_counts.take_reads().items():
             await self.client.mark_read(conversation, seq)
 
     async def _reload_counts(self) -> None:
-        self.counts.reloading()
+        self.unread_counts.reloading()
         summaries = None
         try:
             summaries = await self.client.cache.conversations()
         finally:
-            self.counts.reloaded(summaries)
-        for opened in self._opened:
+            self.unread_counts.reloaded(summaries)
+        for opened in self._opened_this_session:
             if opened.kind == "dm":
                 # Opened with /dm but nothing said yet: still list it for this session.
-                self.counts.ensure(opened)
+                self.unread_counts.ensure(opened)
         self._draw_sidebar()
 
     def _draw_sidebar(self) -> None:
@@ -243,7 +243,7 @@ class MainScreen(Screen[None]):
     async def open_conversation(self, conversation: Conversation) -> None:
         """Show a conversation; only its newest page (or the page at the first unread) is read."""
         self.current = conversation
-        self._opened.add(conversation)
+        self._opened_this_session.add(conversation)
         self._show_composer_error(None)
         summary = self.summaries.get(conversation)
         self.composer.placeholder = f"Message {conversation}"
@@ -254,7 +254,7 @@ class MainScreen(Screen[None]):
         )
         await self._refresh_title()
         # The highlight moves at once; counts follow when the messages are marked read.
-        self.counts.ensure(conversation)
+        self.unread_counts.ensure(conversation)
         self._draw_sidebar()
         self._remember_open(conversation)
 
@@ -283,7 +283,7 @@ class MainScreen(Screen[None]):
         if self.app.app_focus and event.conversation == self.current:
             # Counted as read at once; the cache hears of it with the next sync, so a
             # backlog read batch after batch makes one transaction per interval.
-            self.counts.read(event.conversation, event.seq)
+            self.unread_counts.read(event.conversation, event.seq)
             self._draw_sidebar()
             self.read_sync.sync_soon()
 
