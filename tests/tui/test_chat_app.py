@@ -224,10 +224,18 @@ async def test_header_shows_reconnecting_when_the_broker_drops_the_connection(
     async with app.run_test(size=SIZE):
         await come_online(app)
         await eventually(lambda: "● online" in header_text(app), what="online")
-        await asyncio.to_thread(_close_broker_connection, f'"chat-tui:{user}"')
-        await eventually(
-            lambda: "● reconnecting, next try in" in header_text(app), what="reconnecting"
+        # Watched from before the drop: rabbitmqctl can take longer to return than the
+        # client takes to reconnect, which once hid the whole reconnecting phase.
+        seen_reconnecting = asyncio.create_task(
+            eventually(
+                lambda: "● reconnecting, next try in" in header_text(app),
+                timeout=20,
+                interval=0.02,
+                what="reconnecting",
+            )
         )
+        await asyncio.to_thread(_close_broker_connection, f'"chat-tui:{user}"')
+        await seen_reconnecting
         await eventually(lambda: "● online" in header_text(app), timeout=30, what="back online")
 
 
