@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 from chat_tui.core.client import ChatClient
 from chat_tui.core.receiver import Settlement
+from chat_tui.core.records import StatusChange, StoredMessage
 from chat_tui.core.sink import Sink
 from chat_tui.core.status import ClientStatus
-from chat_tui.store.records import StatusChange, StoredMessage
 
 
 class ProbeSink(Sink):

@@ -26,9 +26,9 @@ from aio_pika.abc import AbstractRobustConnection
 
 from chat_tui.config import Settings
 from chat_tui.core.client import ChatClient
+from chat_tui.core.records import StatusChange, StoredMessage
 from chat_tui.core.status import ClientStatus
 from chat_tui.protocol.names import Names
-from chat_tui.store.records import StatusChange, StoredMessage
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ROOT / "tests"

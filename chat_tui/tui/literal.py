@@ -55,11 +55,3 @@ def literal_text(text: str, style: Style | str = "") -> Text:
     if plain:
         result.append("".join(plain))
     return result
-
-
-def one_line(text: str, limit: int = 60) -> Text:
-    """A literal, single-line preview (for lists and titles)."""
-    flat = text.replace("\n", " ")
-    if len(flat) > limit:
-        flat = flat[: limit - 1] + "…"
-    return literal_text(flat)

@@ -6,15 +6,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from chat_tui.config import Settings
+from chat_tui.core.records import ConversationSummary, StoredMessage
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.models import SendMessage
-from chat_tui.store.records import ConversationSummary, StoredMessage
 from chat_tui.tui.app import ChatApp
 from chat_tui.tui.unread_counts import UnreadCounts
 from chat_tui.tui.widgets.conversation.line_layout import LineLayout
 from chat_tui.tui.widgets.conversation.message_view import MAX_WINDOW, MessageView
 from tests.conftest import eventually
-from tests.tui.screen_reading import main_screen, message_lines, sidebar_rows
+from tests.tui.screen_reading import main_screen, main_screen_ready, message_lines, sidebar_rows
 
 SIZE = (110, 30)
 LATE_EVENING = datetime(2026, 3, 9, 23, 50, tzinfo=UTC)
@@ -46,7 +46,7 @@ async def test_backlog_in_the_open_conversation_is_drawn_like_a_fresh_open(
     bob = Conversation.dm("bob")
     app = ChatApp(offline_settings, connect=False, open_conversation=bob, zone=UTC)
     async with app.run_test(size=SIZE) as pilot:
-        await eventually(lambda: app.main_screen is not None, what="the main screen")
+        await main_screen_ready(app)
         screen = main_screen(app)
         for start in range(0, 700, 100):
             # What the core does with each batch: store it, then show it.
@@ -70,7 +70,7 @@ async def test_backlog_in_the_open_conversation_is_drawn_like_a_fresh_open(
     # A fresh start draws exactly what the batches drew.
     again = ChatApp(offline_settings, connect=False, open_conversation=bob, zone=UTC)
     async with again.run_test(size=SIZE):
-        await eventually(lambda: again.main_screen is not None, what="the main screen")
+        await main_screen_ready(again)
         assert message_lines(again) == drawn
 
 
@@ -93,7 +93,7 @@ async def test_backlog_in_another_conversation_is_counted_in_the_sidebar(
     carol = Conversation.dm("carol")
     app = ChatApp(offline_settings, connect=False, open_conversation=carol, zone=UTC)
     async with app.run_test(size=SIZE) as pilot:
-        await eventually(lambda: app.main_screen is not None, what="the main screen")
+        await main_screen_ready(app)
         screen = main_screen(app)
         for start in range(0, 300, 100):
             stored = await app.client.store.store_incoming(_backlog(start, 100))
@@ -163,7 +163,7 @@ async def test_row_counts_match_what_is_rendered(offline_settings: Settings) -> 
         "",
     ]
     async with app.run_test(size=SIZE):
-        await eventually(lambda: app.main_screen is not None, what="the main screen")
+        await main_screen_ready(app)
         view = main_screen(app).query_one(MessageView)
         for width in (40, 89, 104):
             for seq, content in enumerate(contents, start=1):
@@ -186,7 +186,7 @@ async def test_first_batch_opens_its_conversation_when_none_is_open(
 ) -> None:
     app = ChatApp(offline_settings, connect=False, zone=UTC)
     async with app.run_test(size=SIZE):
-        await eventually(lambda: app.main_screen is not None, what="the main screen")
+        await main_screen_ready(app)
         screen = main_screen(app)
         assert screen.current is None
         stored = await app.client.store.store_incoming(_backlog(0, 3))

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from chat_tui.core.records import StoredMessage
 from chat_tui.protocol.conversations import Conversation
-from chat_tui.store.records import StoredMessage
 from chat_tui.tui.formatting import SENDER_COLOURS, sender_colour, status_tick
 from chat_tui.tui.literal import literal_text
 from chat_tui.tui.slash_commands import SlashCommand, SlashCommandError, parse, unescape
