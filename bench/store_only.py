@@ -7,6 +7,7 @@ change to chat_tui/store can be compared without the noise of a broker run.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import sys
 import tempfile
@@ -40,7 +41,9 @@ async def measure(count: int) -> float:
 
 
 def main() -> int:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("count", nargs="?", type=int, default=20_000, help="messages to store")
+    count = parser.parse_args().count
     print(f"store_incoming + mark_shown: {asyncio.run(measure(count)):.1f} us per message")
     return 0
 
