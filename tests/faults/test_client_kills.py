@@ -51,7 +51,9 @@ def test_receiver_killed_mid_batch_again_and_again_loses_and_repeats_nothing(
         if run.user == victim and run.role == "tail":
             run.kill()  # bob goes away; a backlog builds up in his inbox
     inbox = f"{world.namespace}.inbox.{victim}"
-    senders = start_traffic(world, USERS, 40, 0.15)
+    # Slow enough that all KILLS fit in the traffic: each restart first waits for the
+    # broker to let the killed tail go.
+    senders = start_traffic(world, USERS, 40, 0.25)
     wait_sending(senders)
     kills = 0
     while kills < KILLS and any(run.alive for run in senders):
