@@ -40,7 +40,7 @@ test: broker lint
 	$(PY) -m pytest
 
 test-fast: $(STAMP)
-	CHAT_TUI_TESTS_WITHOUT_BROKER=1 $(PY) -m pytest -m "not broker" -p no:cacheprovider
+	CHAT_TUI_TESTS_WITHOUT_BROKER=1 $(PY) -m pytest -m "not broker" -n auto -p no:cacheprovider
 
 test-faults: broker
 	$(PY) -m pytest -m faults -p no:cacheprovider

@@ -127,6 +127,26 @@ def test_a_valid_body_round_trips() -> None:
             {"type": "DIRECTORY_EVENT", "event": "registered", "user_id": "b", "group_id": "g"}
         ).encode(),
     ],
+    # Named, not shown: the bodies hold fresh message IDs, and parallel workers must
+    # collect the same test names.
+    ids=[
+        "not-json",
+        "not-utf8",
+        "a-list",
+        "unknown-type",
+        "empty-content",
+        "content-too-long",
+        "content-not-text",
+        "no-target",
+        "two-targets",
+        "bad-sender-id",
+        "bad-message-id",
+        "bad-timestamp",
+        "body-too-long",
+        "unknown-receipt-status",
+        "join-without-group",
+        "registered-with-group",
+    ],
 )
 def test_invalid_bodies_are_malformed_not_crashes(body: bytes) -> None:
     with pytest.raises(MalformedMessageError):
