@@ -104,6 +104,17 @@ class Settings(BaseSettings):
     def database_path(self) -> Path:
         return self.data_dir / f"{self.namespace}-{self.user}.sqlite3"
 
+    @property
+    def broker_login(self) -> str:
+        """The username the client logs in to the broker with (AMQP's default: guest)."""
+        return URL(self.amqp_url).user or "guest"
+
+    @property
+    def accounts_mode(self) -> bool:
+        """A deployment with one broker account per user: the login is the user ID.
+        Otherwise the login is shared (open mode) and senders are not verified."""
+        return self.broker_login == self.user
+
 
 class SettingsError(ValueError):
     """A setting that cannot be used. The text is `field: what is wrong`, ready to show."""
