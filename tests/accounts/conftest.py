@@ -4,17 +4,31 @@ per test so that one test's accounts and permissions cannot show in another's au
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.accounts.node import ManagedNode
 
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test on the managed node needs RabbitMQ as much as one on the shared broker:
+    mark it `broker`, so that `-m "not broker"` (make test-fast) leaves it out."""
+    for item in items:
+        if item.path.is_relative_to(HERE) and "managed_node" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.broker)
+
 
 @pytest.fixture(scope="session")
 def managed_node() -> Iterator[ManagedNode]:
     """A private node with the management plugin and an `admin` administrator."""
+    if os.environ.get("CHAT_TUI_TESTS_WITHOUT_BROKER"):
+        pytest.fail("this test needs a broker, but it is not marked broker")
     node = ManagedNode()
     try:
         node.start()

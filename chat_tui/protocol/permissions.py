@@ -1,0 +1,71 @@
+"""The broker permissions of a chat user in accounts mode (docs/protocol.md).
+
+A user configures nothing: every exchange and queue exists before the user's first
+start, so no account can delete, purge or pre-declare anything. Vhost permissions are
+regexes on resource names and do not expand `{username}`, so the user ID is spelled out;
+topic permissions are regexes on routing keys, where RabbitMQ does expand `{username}`.
+Write on one's own queues is what binding them needs; topic read is checked on binds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from chat_tui.protocol.ids import validate_id
+from chat_tui.protocol.names import Names
+
+ID_FRAGMENT = "[a-z0-9][a-z0-9_-]*"
+"""A user or group ID inside a routing key (ids.ID_PATTERN, without its length cap)."""
+
+TOPIC_WRITE = (
+    rf"^(user|group|receipt)\.{ID_FRAGMENT}$"
+    r"|^directory\.user\.{username}$"
+    rf"|^directory\.group\.{ID_FRAGMENT}$"
+)
+"""Publish DMs, group messages and receipts to anyone; directory events only as oneself
+(a group's `created`/`joined`/`left` are checked by receivers)."""
+
+TOPIC_READ = rf"^(user|receipt)\.{{username}}$|^group\.{ID_FRAGMENT}$"
+"""Bind one's queues to one's own DMs and receipts, and to any group (groups are public)."""
+
+NOTHING = "^$"
+
+
+@dataclass(frozen=True)
+class VhostPermissions:
+    configure: str
+    write: str
+    read: str
+
+
+@dataclass(frozen=True)
+class TopicPermissions:
+    exchange: str
+    write: str
+    read: str
+
+
+@dataclass(frozen=True)
+class AccountPermissions:
+    """Everything one chat user's account may do, exactly."""
+
+    vhost: VhostPermissions
+    topic: TopicPermissions
+
+
+def chat_user_permissions(names: Names, user_id: str) -> AccountPermissions:
+    """The permissions of `user_id` under `names`' namespace."""
+    validate_id(user_id, "user ID")
+    ns, user = re.escape(names.namespace), re.escape(user_id)
+    own_queues = rf"(inbox|receipts)\.{user}"
+    return AccountPermissions(
+        vhost=VhostPermissions(
+            configure=NOTHING,
+            write=rf"^{ns}\.(messages|{own_queues})$",
+            read=rf"^{ns}\.(messages|directory|{own_queues})$",
+        ),
+        topic=TopicPermissions(
+            exchange=names.messages_exchange, write=TOPIC_WRITE, read=TOPIC_READ
+        ),
+    )
