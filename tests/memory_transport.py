@@ -15,6 +15,10 @@ the link is down or a nack was asked for. Unacked deliveries go back to the head
 their queue when their channel closes. `cut()` and `restore()` on a transport play
 a lost link and aio-pika's reconnect.
 
+Every publish carries the AMQP `user_id` of its link's broker login, as RabbitMQ
+enforces it. `MemoryBroker.publish_raw` plays a client other than chat-tui: any body,
+any routing key, with the `user_id` of the login it holds, or none.
+
 The real-broker tests stay the proof; this only makes the core's logic quick to test.
 """
 
@@ -70,6 +74,8 @@ class StoredMessage:
     body: bytes
     message_type: str
     amqp_message_id: str
+    user_id: str | None = None
+    """The AMQP `user_id` property: the publisher's login, or None if it left it out."""
 
 
 class MemoryChannel:
@@ -121,13 +127,14 @@ class MemoryChannel:
 class MemoryDelivery:
     """A `Delivery` from the memory broker."""
 
-    __slots__ = ("_channel", "body", "routing_key", "tag")
+    __slots__ = ("_channel", "body", "routing_key", "tag", "user_id")
 
     def __init__(self, channel: MemoryChannel, tag: int, message: StoredMessage) -> None:
         self._channel = channel
         self.tag = tag
         self.body = message.body
         self.routing_key = message.routing_key
+        self.user_id = message.user_id
 
     @property
     def channel_key(self) -> int | None:
@@ -179,8 +186,24 @@ class MemoryBroker:
         self.declare(names.directory_stream, stream=True)
         self.bind(DIRECTORY_BINDING, names.directory_stream)
 
-    def transport(self, user_id: str, *, prefetch: int = 1600) -> MemoryTransport:
-        return MemoryTransport(self, user_id, prefetch=prefetch)
+    def transport(
+        self, user_id: str, *, login: str | None = None, prefetch: int = 1600
+    ) -> MemoryTransport:
+        """A link for `user_id`, logged in as `login` (None: as `user_id`, an account)."""
+        return MemoryTransport(self, user_id, login=login, prefetch=prefetch)
+
+    def publish_raw(
+        self,
+        routing_key: str,
+        body: bytes,
+        *,
+        user_id: str | None,
+        message_type: str = "",
+    ) -> bool:
+        """Publish as a client that bypasses chat-tui would: any body under any key, with
+        `user_id` the login it holds (the broker refuses any other) or None. Returns
+        whether anything was routed."""
+        return self.route(StoredMessage(routing_key, body, message_type, "", user_id))
 
     def declare(self, name: str, *, dead_letters: bool = False, stream: bool = False) -> bool:
         """Declare a queue; return whether it was new."""
@@ -254,10 +277,19 @@ class MemoryBroker:
 class MemoryTransport:
     """One user's link to a `MemoryBroker`, with the surface of `Transport`."""
 
-    def __init__(self, broker: MemoryBroker, user_id: str, *, prefetch: int = 1600) -> None:
+    def __init__(
+        self,
+        broker: MemoryBroker,
+        user_id: str,
+        *,
+        login: str | None = None,
+        prefetch: int = 1600,
+    ) -> None:
         self.broker = broker
         self.names = broker.names
         self.user_id = user_id
+        self.login = user_id if login is None else login
+        """The broker login, stamped as `user_id` on every publish."""
         self.prefetch = prefetch
         self.reconnect_interval = 2.0
         self.on_status: Callable[[LinkStatus], None] = lambda status: None
@@ -340,7 +372,9 @@ class MemoryTransport:
         if self.broker.nacks_to_come > 0:
             self.broker.nacks_to_come -= 1
             raise PublishFailed("the broker refused it: nack")
-        message = StoredMessage(out.routing_key, out.body, out.message_type, out.amqp_message_id)
+        message = StoredMessage(
+            out.routing_key, out.body, out.message_type, out.amqp_message_id, self.login
+        )
         if not self.broker.route(message):
             raise PublishReturned(f"nobody to route {out.routing_key!r} to")
         self.published.append(message)

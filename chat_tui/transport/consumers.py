@@ -5,7 +5,8 @@ a checked `__setattr__`) and runs the callback in a task of its own, on top of t
 aiormq already runs for it. During a backlog that was about a quarter of the event
 loop's time per message (docs/performance.md, "Backlog drain"), and the loop is what a
 drain is bound by. So the client's consumers register with aiormq directly and get a
-`Delivery`: the body, the routing key and the three ways to settle it. The core is
+`Delivery`: the body, the routing key, the publisher's `user_id` and the three ways to
+settle it. The core is
 typed against the `Delivery` protocol, so a test can hand it deliveries of its own.
 
 aio-pika still owns everything around the consumer: the robust channel and its queue
@@ -38,6 +39,13 @@ class Delivery(Protocol):
     @property
     def routing_key(self) -> str: ...
     @property
+    def user_id(self) -> str | None:
+        """The AMQP `user_id` property, or None. The broker refuses a publish whose
+        `user_id` is not the publisher's login, so on a deployment with accounts it
+        names the account that published it; a publisher may leave it out."""
+        ...
+
+    @property
     def channel_key(self) -> int | None:
         """Which channel it came on, or None once that channel is closed: its tag means
         nothing on the channel that replaced it, and the broker has requeued it."""
@@ -57,13 +65,14 @@ class Delivery(Protocol):
 class AmqpDelivery:
     """A `Delivery` straight from aiormq."""
 
-    __slots__ = ("_channel", "body", "routing_key", "tag")
+    __slots__ = ("_channel", "body", "routing_key", "tag", "user_id")
 
     def __init__(self, message: aiormq.abc.DeliveredMessage) -> None:
         delivery = message.delivery
         assert isinstance(delivery, spec.Basic.Deliver)
         self.body: bytes = message.body
         self.routing_key: str = delivery.routing_key or ""
+        self.user_id: str | None = message.header.properties.user_id
         self.tag: int = delivery.delivery_tag or 0
         self._channel = message.channel
 
