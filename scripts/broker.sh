@@ -25,7 +25,7 @@ if answers 3 >/dev/null 2>&1; then
 fi
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
   echo "broker: starting RabbitMQ with docker compose"
-  docker compose up -d && wait_for_it "docker compose" 120
+  docker compose -f compose.dev.yaml up -d && wait_for_it "docker compose" 120
   exit $?
 fi
 RABBITMQ_SERVER=$(command -v rabbitmq-server || ls /usr/sbin/rabbitmq-server /usr/lib/rabbitmq/bin/rabbitmq-server 2>/dev/null | head -n 1)
@@ -44,7 +44,7 @@ broker: no RabbitMQ answers at $URL, and none can be started here.
 Install and start one with:
     sudo apt-get install -y rabbitmq-server && sudo rabbitmq-server -detached
 or, with Docker:
-    docker compose up -d
+    docker compose -f compose.dev.yaml up -d
 or point CHAT_TUI_AMQP_URL at a running RabbitMQ.
 MSG
 exit 1
