@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from chat_tui import __version__
+from chat_tui.admin import commands as admin_commands
 from chat_tui.cli import commands
 from chat_tui.config import Settings, SettingsError, load_settings
 from chat_tui.core.errors import ChatError
@@ -88,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = command("demo", "open the app with simulated users chatting in #lobby")
     demo.add_argument("--bots", type=int, default=3, help="how many simulated users")
+
+    admin = command("admin", "set up a broker with one account per user (management API)")
+    admin_commands.add_arguments(admin, each=lambda action: _settings_flags(action, True))
     return parser
 
 
@@ -101,6 +105,7 @@ COMMANDS: dict[str, Command] = {
     "members": commands.members,
     "users": commands.users,
     "history": commands.history,
+    "admin": admin_commands.run,
 }
 
 

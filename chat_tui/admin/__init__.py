@@ -1,0 +1,2 @@
+"""`chat-tui admin`: accounts, permissions and the shared topology, through the RabbitMQ
+management HTTP API."""

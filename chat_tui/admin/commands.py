@@ -1,0 +1,130 @@
+"""The `chat-tui admin` actions: their arguments, and running each against the
+management API. Every action is idempotent and prints one line per step."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from chat_tui.admin.accounts import gather_accounts
+from chat_tui.admin.api import AdminError, ManagementApi, vhost_of
+from chat_tui.admin.audit import audit
+from chat_tui.admin.provision import Provisioner
+from chat_tui.config import Settings
+from chat_tui.protocol.names import Names
+
+ADMIN_URL_ENV = "CHAT_TUI_ADMIN_URL"
+
+Action = Callable[[Provisioner, argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    """The password from stdin (one line) with --password-stdin; None: generate one."""
+    if not args.password_stdin:
+        return None
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise AdminError("--password-stdin: no password on standard input")
+    return password
+
+
+async def _init(provisioner: Provisioner, args: argparse.Namespace) -> int:
+    await provisioner.init()
+    return 0
+
+
+async def _add_user(provisioner: Provisioner, args: argparse.Namespace) -> int:
+    await provisioner.add_user(args.name, _password(args))
+    return 0
+
+
+async def _remove_user(provisioner: Provisioner, args: argparse.Namespace) -> int:
+    await provisioner.remove_user(args.name)
+    return 0
+
+
+async def _passwd(provisioner: Provisioner, args: argparse.Namespace) -> int:
+    await provisioner.passwd(args.name, _password(args))
+    return 0
+
+
+async def _users(provisioner: Provisioner, args: argparse.Namespace) -> int:
+    """Accounts beside chat users: a chat user's queues exist from add-user on, so they
+    stand for the directory without reading the stream."""
+    names = provisioner.names
+    for account in await gather_accounts(provisioner.api, names):
+        queues = {
+            (True, True): "chat user (inbox and receipts)",
+            (True, False): "inbox only",
+            (False, True): "receipts only",
+            (False, False): "no chat queues",
+        }[(account.has_inbox, account.has_receipts)]
+        tags = f"  [{', '.join(account.tags)}]" if account.tags else ""
+        provisioner.report(f"{account.name:<32}  {queues}{tags}")
+    return 0
+
+
+async def _check(provisioner: Provisioner, args: argparse.Namespace) -> int:
+    api = provisioner.api
+    accounts = await gather_accounts(api, provisioner.names)
+    findings = audit(accounts, provisioner.names, api.vhost, me=api.login)
+    for finding in findings:
+        provisioner.report(finding.line())
+    drift = sum(finding.drift for finding in findings)
+    warnings = len(findings) - drift
+    provisioner.report(
+        f"check: {len(accounts)} accounts on vhost {api.vhost}, "
+        f"{drift} problem{'s' * (drift != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+    )
+    return 1 if drift else 0
+
+
+ACTIONS: dict[str, tuple[Action, str]] = {
+    "init": (_init, "declare the shared exchanges and queues of the namespace"),
+    "add-user": (_add_user, "create a chat user's account, queues and permissions"),
+    "remove-user": (_remove_user, "delete a chat user's account and queues"),
+    "passwd": (_passwd, "set a new password for an account"),
+    "users": (_users, "list the accounts and which are chat users"),
+    "check": (_check, "audit every account's rights; exit 1 on drift"),
+}
+
+
+def add_arguments(
+    admin: argparse.ArgumentParser, each: Callable[[argparse.ArgumentParser], None]
+) -> None:
+    """The actions under `chat-tui admin`; `each` adds the usual settings flags to one."""
+    actions = admin.add_subparsers(dest="admin_action", metavar="ACTION", required=True)
+    for name, (_, help_text) in ACTIONS.items():
+        action = actions.add_parser(name, help=help_text, description=help_text)
+        each(action)
+        action.add_argument(
+            "--admin-url",
+            default=argparse.SUPPRESS,
+            help=f"http://USER:PASSWORD@HOST:15672/ of an administrator (better: {ADMIN_URL_ENV},"
+            " which the process list does not show)",
+        )
+        if name in ("add-user", "remove-user", "passwd"):
+            action.add_argument("name", help="the user ID, which is also the broker login")
+        if name in ("add-user", "passwd"):
+            action.add_argument(
+                "--password-stdin",
+                action="store_true",
+                help="read the password from standard input instead of generating one",
+            )
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    """`chat-tui admin ACTION`, on the vhost of amqp_url and the namespace setting."""
+    admin_url = getattr(args, "admin_url", None) or os.environ.get(ADMIN_URL_ENV)
+    if not admin_url:
+        raise AdminError(
+            f"no admin URL: set {ADMIN_URL_ENV} (or pass --admin-url) to "
+            "http://USER:PASSWORD@HOST:15672/ of a RabbitMQ administrator"
+        )
+    action, _ = ACTIONS[args.admin_action]
+    async with ManagementApi(admin_url, vhost_of(settings.amqp_url)) as api:
+        provisioner = Provisioner(api, Names(settings.namespace), report=print)
+        return await action(provisioner, args)

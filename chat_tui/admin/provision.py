@@ -1,0 +1,173 @@
+"""Provisioning, idempotently: the shared topology, a user's account, queues and
+permissions. Each step reports one line: "created", "already there", "updated"."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from chat_tui.admin.api import AdminError, ManagementApi
+from chat_tui.protocol.ids import InvalidIdError, validate_id
+from chat_tui.protocol.names import Names
+from chat_tui.protocol.permissions import AccountPermissions, chat_user_permissions
+from chat_tui.protocol.queues import Topology, personal_topology, shared_topology
+
+Report = Callable[[str], None]
+"""Where a step's line goes (stdout in the CLI)."""
+
+IMPERSONATOR = "impersonator"
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def user_id_of(name: str) -> str:
+    try:
+        return validate_id(name, "user ID")
+    except InvalidIdError as exc:
+        raise AdminError(str(exc)) from None
+
+
+def tags_of(account: Mapping[str, Any]) -> list[str]:
+    """An account's tags: a list since RabbitMQ 3.9, a comma-separated string before."""
+    tags = account.get("tags") or []
+    if isinstance(tags, str):
+        return [tag for tag in tags.split(",") if tag]
+    return [str(tag) for tag in tags]
+
+
+def _same_arguments(found: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    return dict(found) == dict(wanted)
+
+
+class Provisioner:
+    """The write side of `chat-tui admin`, on one vhost and namespace."""
+
+    def __init__(self, api: ManagementApi, names: Names, report: Report) -> None:
+        self.api = api
+        self.names = names
+        self.report = report
+
+    async def init(self) -> None:
+        """The shared exchanges and queues, then warnings about risky accounts."""
+        await self.api.check_vhost()
+        await self.apply(shared_topology(self.names))
+        for account in await self.api.users():
+            name = account["name"]
+            if name == "guest":
+                self.report(
+                    "warning: the guest account exists; delete it on a shared broker "
+                    "('rabbitmqctl delete_user guest') unless it is kept loopback-only"
+                )
+            if IMPERSONATOR in tags_of(account):
+                self.report(
+                    f"warning: {name} has the impersonator tag: it can publish in anyone's name"
+                )
+
+    async def apply(self, topology: Topology) -> None:
+        for exchange in topology.exchanges:
+            found = await self.api.exchange(exchange.name)
+            if found is None:
+                await self.api.put_exchange(exchange)
+                self.report(f"exchange {exchange.name} ({exchange.type}): created")
+            elif found.get("type") != exchange.type or found.get("durable") != exchange.durable:
+                raise AdminError(
+                    f"exchange {exchange.name} exists as a {found.get('type')} exchange "
+                    f"(durable {found.get('durable')}), not a durable {exchange.type} one: "
+                    "delete it and run this again"
+                )
+            else:
+                self.report(f"exchange {exchange.name}: already there")
+        for queue in topology.queues:
+            found = await self.api.queue(queue.name)
+            if found is None:
+                await self.api.put_queue(queue)
+                self.report(f"queue {queue.name}: created")
+            elif not _same_arguments(found.get("arguments") or {}, queue.arguments):
+                raise AdminError(
+                    f"queue {queue.name} exists with the arguments {found.get('arguments')}, "
+                    f"not {dict(queue.arguments)}: clients would fail with PRECONDITION_FAILED; "
+                    "delete it (its messages go with it) and run this again"
+                )
+            else:
+                self.report(f"queue {queue.name}: already there")
+        for binding in topology.bindings:
+            what = f"binding {binding.exchange} -> {binding.queue} ({binding.routing_key or '-'})"
+            if await self.api.binding_exists(binding):
+                self.report(f"{what}: already there")
+            else:
+                await self.api.add_binding(binding)
+                self.report(f"{what}: created")
+
+    async def add_user(self, name: str, password: str | None) -> None:
+        """The account (a generated password is printed once), its queues and rights."""
+        user_id = user_id_of(name)
+        await self.api.check_vhost()
+        if await self.api.exchange(self.names.messages_exchange) is None:
+            raise AdminError(
+                f"the exchange {self.names.messages_exchange} does not exist: "
+                "run 'chat-tui admin init' first"
+            )
+        if await self.api.user(user_id) is None:
+            chosen = password or new_password()
+            await self.api.put_user(user_id, chosen, tags=[])
+            self.report(f"account {user_id}: created")
+            if password is None:
+                self.report(f"password of {user_id} (shown once): {chosen}")
+        else:
+            self.report(
+                f"account {user_id}: already there (password unchanged; "
+                f"'chat-tui admin passwd {user_id}' sets a new one)"
+            )
+        await self.apply(personal_topology(self.names, user_id))
+        await self.grant(user_id, chat_user_permissions(self.names, user_id))
+
+    async def grant(self, user_id: str, wanted: AccountPermissions) -> None:
+        found = await self.api.user_permissions(user_id)
+        vhost = self.api.vhost
+        current = None if found is None else (found["configure"], found["write"], found["read"])
+        if current == (wanted.vhost.configure, wanted.vhost.write, wanted.vhost.read):
+            self.report(f"permissions of {user_id} on vhost {vhost}: already there")
+        else:
+            await self.api.put_permissions(user_id, wanted.vhost)
+            done = "set" if found is None else "updated"
+            self.report(f"permissions of {user_id} on vhost {vhost}: {done}")
+        entries = await self.api.user_topic_permissions(user_id)
+        expected = {
+            "exchange": wanted.topic.exchange,
+            "write": wanted.topic.write,
+            "read": wanted.topic.read,
+        }
+        if [{key: entry.get(key) for key in expected} for entry in entries] == [expected]:
+            self.report(f"topic permissions of {user_id}: already there")
+            return
+        if entries:
+            # Entries on other exchanges would be rights the protocol does not give.
+            await self.api.delete_topic_permissions(user_id)
+        await self.api.put_topic_permissions(user_id, wanted.topic)
+        self.report(f"topic permissions of {user_id}: {'updated' if entries else 'set'}")
+
+    async def remove_user(self, name: str) -> None:
+        user_id = user_id_of(name)
+        await self.api.check_vhost()
+        gone = await self.api.delete_user(user_id)
+        self.report(f"account {user_id}: {'deleted' if gone else 'not there'}")
+        for queue in (self.names.inbox_queue(user_id), self.names.receipts_queue(user_id)):
+            gone = await self.api.delete_queue(queue)
+            self.report(f"queue {queue}: {'deleted' if gone else 'not there'}")
+
+    async def passwd(self, name: str, password: str | None) -> None:
+        user_id = user_id_of(name)
+        account = await self.api.user(user_id)
+        if account is None:
+            raise AdminError(
+                f"there is no account {user_id}: 'chat-tui admin add-user {user_id}' creates it"
+            )
+        chosen = password or new_password()
+        # PUT replaces the whole account: keep its tags as they are (check reports them).
+        await self.api.put_user(user_id, chosen, tags=tags_of(account))
+        self.report(f"password of {user_id}: updated")
+        if password is None:
+            self.report(f"new password of {user_id} (shown once): {chosen}")
