@@ -27,6 +27,7 @@ from aio_pika.abc import AbstractRobustConnection
 from chat_tui.config import Settings
 from chat_tui.core.client import ChatClient
 from chat_tui.core.records import StatusChange, StoredMessage
+from chat_tui.core.sink import Sink
 from chat_tui.core.status import ClientStatus
 from chat_tui.protocol.names import Names
 
@@ -76,7 +77,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.broker)
 
 
-class RecordingSink:
+class RecordingSink(Sink):
     """A sink that remembers everything the core told it."""
 
     def __init__(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from chat_tui.core.background import BackgroundTasks
 
@@ -33,13 +34,13 @@ async def test_stop_waits_for_every_task_even_one_that_cleans_up_slowly() -> Non
 
 async def test_a_task_spawned_while_stopping_is_stopped_too() -> None:
     tasks = BackgroundTasks(on_failure=lambda error: None)
-    late: list[asyncio.Task[None]] = []
+    late: list[asyncio.Task[Any]] = []
 
     async def spawns_on_cancel() -> None:
         try:
             await asyncio.Event().wait()
         finally:
-            late.append(tasks.spawn(asyncio.Event().wait()))  # type: ignore[arg-type]
+            late.append(tasks.spawn(asyncio.Event().wait()))
 
     tasks.spawn(spawns_on_cancel())
     await asyncio.sleep(0)

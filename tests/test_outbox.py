@@ -42,7 +42,7 @@ async def test_messages_wait_in_the_outbox_while_offline_and_leave_with_the_same
         await offline.send(Conversation.dm("bob"), "third, while offline"),
     ]
     assert [m.status for m in queued] == ["queued"] * 3
-    await eventually(lambda: offline.status.unsent_messages == 3, what="the header's outbox size")
+    await eventually(lambda: offline.status.unsent_messages == 3, what="the header's unsent count")
     assert offline.status.state is ConnectionState.OFFLINE
     assert offline.status.error and "cannot reach RabbitMQ" in offline.status.error
     assert await offline.store.pending_messages() == 3
