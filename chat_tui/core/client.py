@@ -106,11 +106,16 @@ class ChatClient:
             self._store,
             self.sink,
             send_delivered=True,
+            verify_senders=settings.accounts_mode,
             on_stored=self.outbox.receipts_queued,
             on_first_delivery=lambda: self._status.set_standby(False),
         )
-        self.receipts = ReceiptIntake(self._store, self.sink)
-        self.directory = DirectoryFollower(self._store, self.sink.directory_changed)
+        # In accounts mode each receiver checks that a delivery's `user_id` is the user
+        # its body names (core/sender_checks.py); open mode shares one login.
+        self.receipts = ReceiptIntake(self._store, self.sink, verify_senders=settings.accounts_mode)
+        self.directory = DirectoryFollower(
+            self._store, self.sink.directory_changed, verify_senders=settings.accounts_mode
+        )
         self._groups = GroupOperations(
             self.me,
             self._store,

@@ -1,6 +1,8 @@
 """Follows the directory stream from its first entry and folds it into the cache.
 
-Stream entries cannot be dead-lettered; an invalid one is counted, logged and skipped.
+Stream entries cannot be dead-lettered; an invalid one is counted, logged and skipped,
+and so is, in accounts mode, one that its `user_id` did not publish under its own routing
+key, and, in any mode, a later protocol version's message.
 A stream gives no end-of-stream signal over AMQP 0-9-1, so "caught up" means: no entry
 arrived for `quiet` seconds.
 """
@@ -15,7 +17,8 @@ from collections.abc import Callable
 from chat_tui.backoff import Backoff
 from chat_tui.core.acking import ack_all
 from chat_tui.core.batching import Batcher
-from chat_tui.protocol.models import DirectoryEvent, MalformedMessageError, decode
+from chat_tui.core.sender_checks import directory_sender_problem
+from chat_tui.protocol.models import DirectoryEvent, MalformedMessageError, UnknownMessage, decode
 from chat_tui.store import Store
 from chat_tui.transport.consumers import Delivery
 
@@ -23,12 +26,26 @@ log = logging.getLogger(__name__)
 
 
 class DirectoryFollower:
-    def __init__(self, store: Store, on_change: Callable[[], None], quiet: float = 0.25) -> None:
+    def __init__(
+        self,
+        store: Store,
+        on_change: Callable[[], None],
+        quiet: float = 0.25,
+        *,
+        verify_senders: bool = False,
+    ) -> None:
         self.store = store
         self.on_change = on_change
         self.quiet = quiet
+        self.verify_senders = verify_senders
+        """Accounts mode: an event counts only from its `user_id`, under its own key."""
         self.batcher: Batcher[Delivery] = Batcher(1000, 0.02)
         self.invalid = 0
+        """Skipped: malformed."""
+        self.unverified = 0
+        """Skipped: failed the sender checks (accounts mode)."""
+        self.unknown_types = 0
+        """Skipped: a later protocol version's message type."""
         self._last_activity: float | None = None  # None: not following yet
         self._pending = 0
         # Set when caught-up may have come nearer: following began, or a batch was
@@ -48,16 +65,7 @@ class DirectoryFollower:
     async def run(self) -> None:
         while True:
             batch = await self.batcher.next_batch()
-            events: list[DirectoryEvent] = []
-            for delivery in batch:
-                try:
-                    decoded = decode(delivery.body)
-                    if not isinstance(decoded, DirectoryEvent):
-                        raise MalformedMessageError(f"{decoded.type} in the directory")
-                    events.append(decoded)
-                except MalformedMessageError as exc:
-                    self.invalid += 1
-                    log.warning("skipping an invalid directory entry: %s", exc)
+            events = [e for d in batch if (e := self._event_of(d)) is not None]
             changed = await self._apply_until_stored(events)
             # Acks on a stream only grant credit; the entries stay in the stream.
             await ack_all(batch)
@@ -66,6 +74,28 @@ class DirectoryFollower:
             self._progress.set()
             if changed:
                 self.on_change()
+
+    def _event_of(self, delivery: Delivery) -> DirectoryEvent | None:
+        """The event to fold, or None (counted) if the entry is to be skipped."""
+        try:
+            decoded = decode(delivery.body)
+            if not isinstance(decoded, DirectoryEvent | UnknownMessage):
+                raise MalformedMessageError(f"{decoded.type} in the directory")
+        except MalformedMessageError as exc:
+            self.invalid += 1
+            log.warning("skipping an invalid directory entry: %s", exc)
+            return None
+        if isinstance(decoded, UnknownMessage):
+            self.unknown_types += 1
+            log.info("skipping a %s message in the directory", decoded.type)
+            return None
+        if self.verify_senders and (
+            problem := directory_sender_problem(delivery.user_id, delivery.routing_key, decoded)
+        ):
+            self.unverified += 1
+            log.warning("skipping a directory entry: %s", problem)
+            return None
+        return decoded
 
     async def _apply_until_stored(self, events: list[DirectoryEvent]) -> bool:
         # Acking a stream entry only grants credit; a batch that was acked but not folded

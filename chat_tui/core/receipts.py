@@ -1,5 +1,10 @@
 """Receipt intake: RECEIVE_MESSAGE from the receipts queue moves own messages from
-sent to delivered to read, per member."""
+sent to delivered to read, per member.
+
+Malformed receipts are dead-lettered. A well-formed receipt that cannot count is acked
+and ignored: in accounts mode one not published by its `recipient_id`, or one for a
+group message from someone who is not a member of that group; in any mode a later
+protocol version's message."""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ import logging
 from chat_tui.backoff import Backoff
 from chat_tui.core.acking import ack_all, reject, requeue
 from chat_tui.core.batching import Batcher
+from chat_tui.core.sender_checks import receipt_sender_problem
 from chat_tui.core.sink import Sink
-from chat_tui.protocol.models import MalformedMessageError, ReceiveMessage, decode
+from chat_tui.protocol.models import MalformedMessageError, ReceiveMessage, UnknownMessage, decode
 from chat_tui.protocol.names import receipt_key
 from chat_tui.store import Store
 from chat_tui.transport.consumers import Delivery
@@ -18,11 +24,19 @@ log = logging.getLogger(__name__)
 
 
 class ReceiptIntake:
-    def __init__(self, store: Store, sink: Sink) -> None:
+    def __init__(self, store: Store, sink: Sink, *, verify_senders: bool = False) -> None:
         self.store = store
         self.sink = sink
+        self.verify_senders = verify_senders
+        """Accounts mode: a receipt counts only from its `recipient_id`, and for a group
+        message only from a member of the group."""
         self.batcher: Batcher[Delivery] = Batcher(200, 0.01)
         self.rejected = 0
+        """Dead-lettered: malformed."""
+        self.unverified = 0
+        """Acked, not applied: failed the sender checks (accounts mode)."""
+        self.unknown_types = 0
+        """Acked, not applied: a later protocol version's message type."""
         # Before receipts that could not be stored go back to the broker.
         self._hand_back_delay = Backoff(1.0, 1.0)
 
@@ -44,6 +58,11 @@ class ReceiptIntake:
         for delivery in batch:
             try:
                 decoded = decode(delivery.body)
+                if isinstance(decoded, UnknownMessage):
+                    self.unknown_types += 1
+                    log.info("ignoring a %s message in the receipts queue", decoded.type)
+                    settled.append(delivery)
+                    continue
                 if not isinstance(decoded, ReceiveMessage):
                     raise MalformedMessageError(f"{decoded.type} in a receipts queue")
                 if delivery.routing_key != receipt_key(self.store.me):
@@ -53,12 +72,19 @@ class ReceiptIntake:
                 log.warning("dead-lettering an invalid receipt: %s", exc)
                 await reject(delivery)
                 continue
-            receipts.append(decoded)
             settled.append(delivery)
-        if not receipts:
+            if self.verify_senders and (
+                problem := receipt_sender_problem(delivery.user_id, decoded)
+            ):
+                self._ignore(problem)
+                continue
+            receipts.append(decoded)
+        if not settled:
             return
         try:
-            changes = await self.store.apply_receipts(receipts)
+            if self.verify_senders:
+                receipts = await self._from_members(receipts)
+            changes = await self.store.apply_receipts(receipts) if receipts else []
         except Exception as exc:
             self.sink.problem(f"could not store receipts: {exc}")
             await self._hand_back_delay.wait()
@@ -68,3 +94,25 @@ class ReceiptIntake:
         if changes:
             self.sink.status_changed(changes)
         await ack_all(settled)
+
+    def _ignore(self, problem: str) -> None:
+        self.unverified += 1
+        log.warning("ignoring a receipt: %s", problem)
+
+    async def _from_members(self, receipts: list[ReceiveMessage]) -> list[ReceiveMessage]:
+        """The receipts that may count: for a group message, only a member's. (For a
+        direct message the cache already counts only its recipient's.)"""
+        members: dict[str, list[str]] = {}
+        counted: list[ReceiveMessage] = []
+        for receipt in receipts:
+            message = await self.store.get_message(str(receipt.message_id))
+            conversation = message.conversation if message is not None else None
+            if conversation is not None and conversation.kind == "group":
+                group = conversation.name
+                if group not in members:
+                    members[group] = await self.store.members(group)
+                if receipt.recipient_id not in members[group]:
+                    self._ignore(f"a receipt from {receipt.recipient_id!r}, not in {group!r}")
+                    continue
+            counted.append(receipt)
+        return counted

@@ -1,8 +1,10 @@
 """The receive pipeline: batch -> validate -> store -> sink -> ack.
 
 A delivery is acked only after it is in the cache and the sink has shown it, so a
-crash anywhere before that leaves it in the broker. Invalid bodies are rejected
-without requeue, which dead-letters them; they never stop the pipeline.
+crash anywhere before that leaves it in the broker. Invalid bodies, and in accounts mode
+messages that do not come from their `sender_id`, are rejected without requeue, which
+dead-letters them; they never stop the pipeline. A later protocol version's message is
+acked with its batch and ignored.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from dataclasses import dataclass
 from chat_tui.backoff import Backoff
 from chat_tui.core.acking import ack_all, reject, requeue
 from chat_tui.core.batching import Batcher
+from chat_tui.core.sender_checks import chat_sender_problem
 from chat_tui.core.sink import Sink
-from chat_tui.protocol.models import MalformedMessageError, SendMessage, decode
+from chat_tui.protocol.models import MalformedMessageError, SendMessage, UnknownMessage, decode
 from chat_tui.protocol.names import group_key, user_key
 from chat_tui.store import Store
 from chat_tui.transport.consumers import Delivery
@@ -34,13 +37,29 @@ class ReceiveCounters:
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
+    """Dead-lettered: malformed, or (accounts mode) not from its `sender_id`."""
+    unverified: int = 0
+    """Of those rejected, how many failed the sender check alone."""
+    unknown_types: int = 0
+    """Acked and ignored: a later protocol version's message type."""
     failures: int = 0
 
 
-def validate_delivery(message: Delivery, me: str) -> SendMessage:
-    """A chat message, or MalformedMessageError. The routing key must agree with the body,
-    so a message cannot claim a conversation it was not routed through."""
+class UnverifiedSenderError(MalformedMessageError):
+    """A well-formed message that does not come from the sender it names; dead-lettered
+    like a malformed one."""
+
+
+def validate_delivery(
+    message: Delivery, me: str, *, verify_senders: bool = False
+) -> SendMessage | UnknownMessage:
+    """A chat message, a later version's message to ignore, or MalformedMessageError.
+    The routing key must agree with the body, so a message cannot claim a conversation
+    it was not routed through; with `verify_senders` (accounts mode), the publisher's
+    `user_id` must be its `sender_id`."""
     decoded = decode(message.body)
+    if isinstance(decoded, UnknownMessage):
+        return decoded
     if not isinstance(decoded, SendMessage):
         raise MalformedMessageError(f"{decoded.type} does not belong in an inbox")
     key = message.routing_key
@@ -50,6 +69,8 @@ def validate_delivery(message: Delivery, me: str) -> SendMessage:
         raise MalformedMessageError(f"direct message routed as {key!r}")
     if decoded.recipient_id is not None and decoded.recipient_id != me:
         raise MalformedMessageError(f"direct message for {decoded.recipient_id!r}")
+    if verify_senders and (problem := chat_sender_problem(message.user_id, decoded)):
+        raise UnverifiedSenderError(problem)
     return decoded
 
 
@@ -80,6 +101,7 @@ class InboxPipeline:
         sink: Sink,
         *,
         send_delivered: bool = True,
+        verify_senders: bool = False,
         on_stored: Callable[[], None] = lambda: None,
         on_first_delivery: Callable[[], None] = lambda: None,
         batch_size: int = BATCH_SIZE,
@@ -88,6 +110,8 @@ class InboxPipeline:
         self.store = store
         self.sink = sink
         self.send_delivered = send_delivered
+        self.verify_senders = verify_senders
+        """Accounts mode: a message must be published by its `sender_id`."""
         self.on_stored = on_stored
         self.on_first_delivery = on_first_delivery
         self.batcher: Batcher[Delivery] = Batcher(batch_size, batch_wait)
@@ -157,16 +181,34 @@ class InboxPipeline:
         """Stage one: dead-letter invalid deliveries, store the rest without the fsync,
         and show them. None if nothing is left to settle."""
         valid: list[tuple[Delivery, SendMessage]] = []
+        # Acked with the batch, in order: an ack of its own would cover (`multiple`) the
+        # tags of the batch before, which may still wait for its fsync.
+        ignored: list[Delivery] = []
         for delivery in batch:
             try:
-                valid.append((delivery, validate_delivery(delivery, self.store.me)))
+                checked = validate_delivery(
+                    delivery, self.store.me, verify_senders=self.verify_senders
+                )
             except MalformedMessageError as exc:
                 self.counters.rejected += 1
+                if isinstance(exc, UnverifiedSenderError):
+                    self.counters.unverified += 1
                 log.warning("dead-lettering an invalid delivery: %s", exc)
                 await reject(delivery)
+                continue
+            if isinstance(checked, UnknownMessage):
+                self.counters.unknown_types += 1
+                log.info(
+                    "ignoring a %s message of protocol version %d",
+                    checked.type,
+                    checked.protocol_version,
+                )
+                ignored.append(delivery)
+            else:
+                valid.append((delivery, checked))
         if not valid:
-            return None
-        deliveries = [delivery for delivery, _ in valid]
+            return self._settle_ignored(ignored)
+        deliveries = [delivery for delivery, _ in valid] + ignored
         try:
             # Committed without the fsync: a process that dies after this loses nothing,
             # the commit is in the OS and the broker still holds the unacked deliveries.
@@ -189,6 +231,14 @@ class InboxPipeline:
             self._update_budget()
         synced = self.store.mark_shown([m.seq for m in result.to_show], then_sync=True)
         return Settlement(deliveries, synced)
+
+    def _settle_ignored(self, ignored: list[Delivery]) -> Settlement | None:
+        """A batch with nothing to store: its ignored deliveries still settle in turn."""
+        if not ignored:
+            return None
+        nothing_to_sync: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        nothing_to_sync.set_result(None)
+        return Settlement(ignored, nothing_to_sync)
 
     async def settle(self, settlement: Settlement) -> None:
         """Stage two: wait for the batch's fsync (and shown marks), then ack it with

@@ -1,11 +1,16 @@
 """Pydantic models of the three wire messages, and the one place that decodes bodies.
 
-Receivers ignore unknown fields so that later protocol versions can add some; everything
-else (missing fields, wrong types, limits, unknown `type`) is a `MalformedMessageError`.
+Receivers ignore unknown fields so that later protocol versions can add some, and they
+ignore a message of a later version's type (an `UnknownMessage`, see `decode()`) so that
+later versions can add types; everything else (missing fields, wrong types, limits, a
+`type` that is neither known nor a later version's) is a `MalformedMessageError`.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Final, Literal
 from uuid import UUID
@@ -22,6 +27,7 @@ from pydantic import (
 )
 
 from chat_tui.protocol.ids import ID_PATTERN
+from chat_tui.protocol.names import directory_group_key, directory_user_key
 
 MAX_CONTENT_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024
@@ -31,6 +37,12 @@ APP_ID = "chat-tui"
 SEND_MESSAGE: Final = "SEND_MESSAGE"
 RECEIVE_MESSAGE: Final = "RECEIVE_MESSAGE"
 DIRECTORY_EVENT: Final = "DIRECTORY_EVENT"
+KNOWN_TYPES: Final = frozenset({SEND_MESSAGE, RECEIVE_MESSAGE, DIRECTORY_EVENT})
+
+TYPE_NAME_PATTERN = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+"""What a later version's `type` looks like: the three known ones do."""
+FIRST_GROWING_VERSION = 2
+"""The protocol version from which receivers ignore the types they do not know."""
 
 
 class MalformedMessageError(ValueError):
@@ -134,6 +146,22 @@ class DirectoryEvent(_WireModel):
             raise ValueError(f"a {self.event} event needs a group_id")
         return self
 
+    @property
+    def routing_key(self) -> str:
+        """Where it is published: under its group, or under its user for `registered`."""
+        if self.group_id is not None:
+            return directory_group_key(self.group_id)
+        return directory_user_key(self.user_id)
+
+
+@dataclass(frozen=True)
+class UnknownMessage:
+    """A well-formed message of a type this version does not know (see `decode()`):
+    receivers ack it, count it and ignore it."""
+
+    type: str
+    protocol_version: int
+
 
 WireMessage = SendMessage | ReceiveMessage | DirectoryEvent
 _wire_adapter: TypeAdapter[WireMessage] = TypeAdapter(
@@ -141,8 +169,36 @@ _wire_adapter: TypeAdapter[WireMessage] = TypeAdapter(
 )
 
 
-def decode(body: bytes) -> WireMessage:
-    """Decode and validate one body; raise MalformedMessageError for anything invalid."""
+def _later_version_envelope(text: str) -> UnknownMessage | None:
+    """The envelope of a later version's message type, or None if `text` is not one."""
+    try:
+        envelope = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(envelope, dict):
+        return None
+    kind, version = envelope.get("type"), envelope.get("protocol_version")
+    if not isinstance(kind, str) or kind in KNOWN_TYPES or not TYPE_NAME_PATTERN.fullmatch(kind):
+        return None
+    # bool is an int to Python, not to JSON.
+    if type(version) is not int or version < FIRST_GROWING_VERSION:
+        return None
+    return UnknownMessage(kind, version)
+
+
+def decode(body: bytes) -> WireMessage | UnknownMessage:
+    """Decode and validate one body; raise MalformedMessageError for anything invalid.
+
+    The envelope rule: a body is a message of a type this version does not know, and is
+    returned as an `UnknownMessage` rather than refused, when it is at most 64 KiB of
+    UTF-8 JSON text holding an object whose `type` is a string of 1 to 64 upper-case
+    letters, digits and underscores, starting with a letter, other than SEND_MESSAGE,
+    RECEIVE_MESSAGE and DIRECTORY_EVENT, and whose `protocol_version` is an integer of
+    at least 2. Nothing else of it is looked at. Any other body that is not a valid
+    SEND_MESSAGE, RECEIVE_MESSAGE or DIRECTORY_EVENT is malformed: a body of a known
+    type that breaks its schema, and one of an unknown type without a `protocol_version`
+    (from a version 1 client such a type is a mistake, kept in the dead letters to be
+    looked at)."""
     if len(body) > MAX_BODY_BYTES:
         raise MalformedMessageError(f"body is {len(body)} bytes, over {MAX_BODY_BYTES}")
     try:
@@ -152,6 +208,9 @@ def decode(body: bytes) -> WireMessage:
     try:
         return _wire_adapter.validate_json(text)
     except ValidationError as exc:
+        unknown = _later_version_envelope(text)
+        if unknown is not None:
+            return unknown
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "body"
         raise MalformedMessageError(f"{where}: {first.get('msg')}") from None
