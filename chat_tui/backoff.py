@@ -7,6 +7,7 @@ core, retries too.
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 
 class Backoff:
@@ -21,6 +22,18 @@ class Backoff:
         self.most = most
         self.factor = factor
         self._current = first
+        self._steps: tuple[float, ...] = ()
+        self._step = 0
+
+    @classmethod
+    def stepping(cls, *delays: float) -> Backoff:
+        """Delays taken from a list, in order, then the last one again: for a schedule
+        that no factor gives (0.5, 1, 2, 5, 10 s)."""
+        if not delays or any(b < a for a, b in itertools.pairwise(delays)):
+            raise ValueError(f"need delays that do not shrink, got {delays}")
+        backoff = cls(delays[0], delays[-1])
+        backoff._steps = delays
+        return backoff
 
     @property
     def current(self) -> float:
@@ -28,14 +41,20 @@ class Backoff:
         return self._current
 
     def next_delay(self) -> float:
-        """The delay to wait now; the one after it grows by `factor`, up to `most`."""
+        """The delay to wait now; the one after it grows by `factor` (or is the next
+        step), up to `most`."""
         delay = self._current
-        self._current = min(delay * self.factor, self.most)
+        if self._steps:
+            self._step = min(self._step + 1, len(self._steps) - 1)
+            self._current = self._steps[self._step]
+        else:
+            self._current = min(delay * self.factor, self.most)
         return delay
 
     def reset(self) -> None:
         """After a success: the next delay is `first` again."""
         self._current = self.first
+        self._step = 0
 
     async def wait(self, interrupt: asyncio.Event | None = None) -> bool:
         """Sleep the next delay; return True if `interrupt` was set before it ran out."""

@@ -98,3 +98,18 @@ async def test_cancelling_a_wait_cancels_it() -> None:
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
+
+
+def test_a_stepping_backoff_walks_its_list_then_stays_on_the_last() -> None:
+    backoff = Backoff.stepping(0.5, 1.0, 2.0, 5.0, 10.0)
+    assert [backoff.next_delay() for _ in range(7)] == [0.5, 1.0, 2.0, 5.0, 10.0, 10.0, 10.0]
+    backoff.reset()
+    assert backoff.current == 0.5
+    assert [backoff.next_delay() for _ in range(2)] == [0.5, 1.0]
+
+
+def test_a_stepping_backoff_refuses_a_shrinking_list() -> None:
+    with pytest.raises(ValueError, match="do not shrink"):
+        Backoff.stepping(1.0, 0.5)
+    with pytest.raises(ValueError):
+        Backoff.stepping()
