@@ -117,8 +117,8 @@ class InboxPipeline:
         self.batcher: Batcher[Delivery] = Batcher(batch_size, batch_wait)
         self.counters = ReceiveCounters()
         self._seen_any = False
-        # Before a failed batch goes back to the broker: 0.5 s, doubling up to 10 s.
-        self._hand_back_delay = Backoff(0.5, 10.0)
+        # Before a failed batch goes back to the broker: the steps it always had.
+        self._hand_back_delay = Backoff.stepping(0.5, 1.0, 2.0, 5.0, 10.0)
         self._failing = False
         self._show_budget: int | None = None
         self._budget_left = asyncio.Event()
