@@ -286,6 +286,24 @@ async def test_help_screen_lists_every_binding_and_slash_command(
         assert isinstance(app.screen, HelpScreen)
 
 
+async def test_header_says_plainly_when_senders_are_not_verified(
+    offline_settings: Settings,
+) -> None:
+    shared_login = ChatApp(offline_settings, connect=False)
+    async with shared_login.run_test(size=SIZE):
+        await main_screen_ready(shared_login)
+        assert "open mode: senders are not verified" in header_text(shared_login)
+    own_account = offline_settings.model_copy(
+        update={"amqp_url": "amqp://alice:secret@127.0.0.1:1/"}
+    )
+    assert own_account.accounts_mode
+    accounts = ChatApp(own_account, connect=False)
+    async with accounts.run_test(size=SIZE):
+        await main_screen_ready(accounts)
+        assert "not verified" not in header_text(accounts)
+        assert "alice" in header_text(accounts)
+
+
 async def test_composer_sends_on_enter_and_refuses_empty_or_oversized_text(
     sample_settings: Settings,
 ) -> None:

@@ -121,7 +121,9 @@ class MainScreen(Screen[None]):
         return self.unread_counts.summaries
 
     def compose(self) -> ComposeResult:
-        yield StatusHeader(self.client.me, id="header")
+        yield StatusHeader(
+            self.client.me, senders_verified=self.client.settings.accounts_mode, id="header"
+        )
         with Horizontal():
             yield ConversationList(id="sidebar")
             with Vertical(id="conversation"):

@@ -1,4 +1,5 @@
-"""The top line: app name, user, connection state, queued count, standby notice."""
+"""The top line: app name, user, connection state, queued count, standby notice, and,
+on a broker where everyone shares one login, that senders are not verified."""
 
 from __future__ import annotations
 
@@ -49,9 +50,11 @@ class StatusHeader(Static):
     }
     """
 
-    def __init__(self, user: str, *, id: str | None = None) -> None:
+    def __init__(self, user: str, *, senders_verified: bool, id: str | None = None) -> None:
         super().__init__(id=id)
         self.user = user
+        self.senders_verified = senders_verified
+        """False in open mode: anyone with the shared login can speak in anyone's name."""
         self.status: ClientStatus | None = None
         self.line = Text(end="")
         """What the header shows now."""
@@ -73,5 +76,7 @@ class StatusHeader(Static):
         line.append(f"  {self.user}  ", Style(bold=True, color="#61afef"))
         if self.status is not None:
             line.append_text(describe_status(self.status, datetime.now(UTC)))
+        if not self.senders_verified:
+            line.append(" · open mode: senders are not verified", Style(color="#e5c07b"))
         self.line = line
         self.update(line)
