@@ -22,8 +22,8 @@ from chat_tui.config import CONFIG_FILE_ENV, Settings
 from chat_tui.core.client import ChatClient
 from chat_tui.core.sink import Sink
 from chat_tui.protocol.names import Names, group_key
+from chat_tui.protocol.queues import personal_queue_arguments
 from chat_tui.transport.connection import Transport
-from chat_tui.transport.topology import personal_queue_arguments
 
 AMQP_URL = os.environ.get("CHAT_TUI_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 PREFETCH = Transport("amqp://unused/", Names("unused"), "unused").prefetch

@@ -5,11 +5,20 @@ from __future__ import annotations
 import getpass
 import os
 import re
+import stat
+import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,6 +38,47 @@ def redact(url: str) -> str:
     """The URL without its password, for messages shown to people."""
     parsed = URL(url)
     return str(parsed.with_password("***")) if parsed.password else url
+
+
+def login_of(url: str) -> str:
+    """The username a URL logs in with (AMQP's default: guest)."""
+    return URL(url).user or "guest"
+
+
+def without_password(url: str) -> str:
+    """The URL with no password in it at all: what the transport keeps and shows."""
+    parsed = URL(url)
+    return str(parsed.with_password(None)) if parsed.password else url
+
+
+def connection_url(url: str, password: SecretStr | None) -> str:
+    """The URL the library logs in with: the one place a password joins the URL. Hand
+    the result to aio-pika only; never keep, log or show it."""
+    if password is None:
+        return url
+    parsed = URL(url)
+    return str(parsed.with_user(parsed.user or "guest").with_password(password.get_secret_value()))
+
+
+def readable_by_others(path: Path) -> bool:
+    """Whether anyone but the owner may read or write the file (ssh's rule for keys)."""
+    return bool(stat.S_IMODE(path.stat().st_mode) & 0o077)
+
+
+def _secret_file_refusal(path: Path, what: str) -> str:
+    return (
+        f"{path} holds {what} and other users can read it: "
+        f"run 'chmod 600 {path}', and change the password if others may have seen it"
+    )
+
+
+def _toml_holds_password(path: Path) -> bool:
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False  # the settings source reports what it cannot read
+    url = values.get("amqp_url")
+    return "password" in values or (isinstance(url, str) and URL(url).password is not None)
 
 
 def config_file() -> Path:
@@ -60,8 +110,17 @@ class Settings(BaseSettings):
 
     user: str = Field(default_factory=default_user)
     """The user ID this client acts as."""
-    amqp_url: str = "amqp://guest:guest@localhost:5672/"
-    """The broker to connect to."""
+    amqp_url: str = Field(default="amqp://guest:guest@localhost:5672/", repr=False)
+    """The broker to connect to. Its password is better kept in `password_file`; left
+    out of the settings' repr, so that no traceback or log shows it."""
+    password: SecretStr | None = None
+    """The broker password (CHAT_TUI_PASSWORD); it wins over one in `amqp_url`."""
+    password_file: Path | None = None
+    """A file that holds the broker password, readable by its owner only."""
+    tls_ca_file: Path | None = None
+    """The CA certificate (PEM) that signed the broker's, for `amqps://` URLs."""
+    tls_insecure: bool = False
+    """Allow `no_verify_ssl` in `amqp_url`: TLS without checking whom we talk to."""
     namespace: str = "chat"
     """Prefix of every exchange and queue, so deployments and tests can share one broker."""
     data_dir: Path = Field(default_factory=data_directory)
@@ -87,6 +146,59 @@ class Settings(BaseSettings):
     def _namespace_is_safe(cls, value: str) -> str:
         return validate_namespace(value)
 
+    _file_password: SecretStr | None = PrivateAttr(default=None)
+
+    @field_validator("password_file")
+    @classmethod
+    def _password_file_is_private(cls, path: Path | None) -> Path | None:
+        if path is None:
+            return None
+        if not path.is_file():
+            raise ValueError(f"{path} is not a file")
+        if readable_by_others(path):
+            raise ValueError(_secret_file_refusal(path, "a password"))
+        return path
+
+    @field_validator("tls_ca_file")
+    @classmethod
+    def _ca_file_exists(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"{path} is not a file")
+        return path
+
+    @model_validator(mode="after")
+    def _broker_access_is_safe(self) -> Self:
+        url = URL(self.amqp_url)
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("password: give either password or password_file, not both")
+        if self.password_file is not None:
+            try:
+                text = self.password_file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                problem = f"cannot read {self.password_file}: {exc}"
+                raise ValueError(f"password_file: {problem}") from None
+            # Editors and `echo` end the file with a newline; it is not part of the password.
+            self._file_password = SecretStr(text.rstrip("\r\n"))
+        if url.query.get("no_verify_ssl", "0") != "0" and not self.tls_insecure:
+            raise ValueError(
+                "amqp_url: no_verify_ssl turns off the check of the broker's certificate; "
+                "give the CA that signed it with tls_ca_file, or set tls_insecure = true "
+                "to run without the check on purpose"
+            )
+        if self.tls_ca_file is not None and url.scheme != "amqps":
+            raise ValueError("tls_ca_file: set, but amqp_url does not use TLS (amqps://)")
+        # In open mode the password is the login everyone shares; in accounts mode it is
+        # this one person's identity, and a readable file gives it away.
+        config = config_file()
+        if (
+            self.accounts_mode
+            and config.is_file()
+            and readable_by_others(config)
+            and _toml_holds_password(config)
+        ):
+            raise ValueError(f"config file: {_secret_file_refusal(config, 'a password')}")
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -107,7 +219,22 @@ class Settings(BaseSettings):
     @property
     def broker_login(self) -> str:
         """The username the client logs in to the broker with (AMQP's default: guest)."""
-        return URL(self.amqp_url).user or "guest"
+        return login_of(self.amqp_url)
+
+    @property
+    def broker_url(self) -> str:
+        """`amqp_url` without its password: what the transport keeps and shows."""
+        return without_password(self.amqp_url)
+
+    @property
+    def broker_password(self) -> SecretStr | None:
+        """The password from `password`, `password_file` or `amqp_url`, in that order."""
+        if self.password is not None:
+            return self.password
+        if self._file_password is not None:
+            return self._file_password
+        in_url = URL(self.amqp_url).password
+        return SecretStr(in_url) if in_url is not None else None
 
     @property
     def accounts_mode(self) -> bool:
@@ -125,7 +252,9 @@ def _refusal(refused: ValidationError) -> SettingsError:
     field = ".".join(str(part) for part in error["loc"])
     # A validator's ValueError is the message itself; pydantic's own checks say theirs.
     cause = error.get("ctx", {}).get("error")
-    return SettingsError(f"{field}: {cause if isinstance(cause, ValueError) else error['msg']}")
+    text = str(cause) if isinstance(cause, ValueError) else error["msg"]
+    # The checks across fields name their field themselves.
+    return SettingsError(f"{field}: {text}" if field else text)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -42,7 +42,7 @@ from chat_tui.protocol.models import (
     SendMessage,
     content_problem,
 )
-from chat_tui.protocol.names import Names
+from chat_tui.protocol.names import Names, directory_user_key
 from chat_tui.store import SendRefused, Store
 from chat_tui.store.database import StoreError
 from chat_tui.store.records import SendRefusal
@@ -83,9 +83,13 @@ class ChatClient:
         """What the faces read from the cache."""
         self._status = StatusBoard(self.sink.connection_changed)
         self.transport: BrokerLink = transport or Transport(
-            settings.amqp_url,
+            settings.broker_url,
             self.names,
             self.me,
+            password=settings.broker_password,
+            accounts_mode=settings.accounts_mode,
+            tls_ca_file=settings.tls_ca_file,
+            tls_insecure=settings.tls_insecure,
             heartbeat=settings.heartbeat,
             confirm_timeout=settings.confirm_timeout,
             reconnect_interval=settings.reconnect_interval,
@@ -187,13 +191,21 @@ class ChatClient:
         self.outbox.link_restored()
 
     async def _heal_registration(self) -> None:
-        # If a crash came between creating the inbox and queueing `registered`.
+        # In accounts mode `chat-tui admin add-user` created the inbox, so no start finds
+        # it new and this is how a user first registers. In open mode it covers a crash
+        # between creating the inbox and queueing `registered`.
         if (
             await self.directory.wait_caught_up(10.0)
             and self.me not in await self._store.users()
-            and not await self._store.outbox_size()
+            and not await self._registration_queued()
         ):
             await self._announce("registered")
+
+    async def _registration_queued(self) -> bool:
+        # Only `registered` goes out under the user's own directory key. Anything else
+        # in the outbox (a message sent before the first start) must not hold it back.
+        own_key = directory_user_key(self.me)
+        return any(item.routing_key == own_key for item in await self._store.outbox(limit=1000))
 
     async def _on_reconnected(self) -> None:
         self.outbox.link_restored()
@@ -211,7 +223,8 @@ class ChatClient:
 
     @property
     def fatal_error(self) -> str | None:
-        """Set when retrying cannot help (refused credentials)."""
+        """Set when retrying cannot help: the broker refused us, and the text says what
+        was refused and what to do."""
         return self._status.fatal_error
 
     async def wait_first_attempt(self, timeout: float | None = None) -> bool:

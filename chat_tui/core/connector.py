@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from chat_tui.backoff import Backoff
 from chat_tui.core.status import StatusBoard
 from chat_tui.transport.connection import (
-    AuthenticationRefused,
+    BrokerRefused,
     BrokerUnreachable,
     InboxAtConnect,
 )
@@ -27,7 +27,8 @@ MAX_CONNECT_BACKOFF = 30.0
 
 
 class Connector:
-    """Connects with backoff until the consumers are set up, or the broker refuses us."""
+    """Connects with backoff until the consumers are set up, or the broker refuses us
+    (`BrokerRefused`: a login, a right, a missing object, a certificate)."""
 
     def __init__(
         self,
@@ -47,9 +48,8 @@ class Connector:
         while True:
             try:
                 inbox = await self._transport.connect()
-            except AuthenticationRefused as exc:
-                self._status.refused(str(exc))
-                self.first_attempt_ended.set()
+            except BrokerRefused as exc:
+                self._refused(exc)
                 return
             except BrokerUnreachable as exc:
                 self._status.offline(str(exc), next_retry_at=self._retry_at())
@@ -58,6 +58,10 @@ class Connector:
                 continue
             try:
                 await self._set_up(inbox)
+            except BrokerRefused as exc:
+                await self._transport.drop()
+                self._refused(exc)
+                return
             except Exception as exc:
                 # The link died while the consumers were being set up. Without this the
                 # loop would end and leave a client with no consumers for good.
@@ -69,6 +73,12 @@ class Connector:
                 continue
             self.first_attempt_ended.set()
             return
+
+    def _refused(self, refusal: BrokerRefused) -> None:
+        # Retrying cannot help (a login, a right, a missing object): say why, and stop.
+        log.error("the broker refused us: %s", refusal)
+        self._status.refused(str(refusal))
+        self.first_attempt_ended.set()
 
     def _retry_at(self) -> datetime:
         return datetime.now(UTC) + timedelta(seconds=self._backoff.current)

@@ -34,6 +34,9 @@ class ClientStatus:
     """Own chat messages not yet confirmed by the broker (receipts are not counted)."""
     standby: bool = False
     """Another instance of this user holds the inbox; this one only waits."""
+    refused: str | None = None
+    """The broker refused us for good (login, rights, a missing object, a certificate):
+    what was refused and what to do. The client does not retry; show it until it stops."""
 
 
 class StatusBoard:
@@ -48,7 +51,7 @@ class StatusBoard:
         self._ready = False
         self._online = asyncio.Event()
         self.fatal_error: str | None = None
-        """Set when retrying cannot help (refused credentials)."""
+        """Set when retrying cannot help: the broker refused us (see `refused`)."""
         self.unsent_messages = 0
         self.standby = False
         self.current = ClientStatus(ConnectionState.CONNECTING)
@@ -102,5 +105,6 @@ class StatusBoard:
             error=link.error or self.fatal_error,
             unsent_messages=self.unsent_messages,
             standby=self.standby,
+            refused=self.fatal_error,
         )
         self._publish(self.current)

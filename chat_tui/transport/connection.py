@@ -9,6 +9,10 @@ After a reconnect aio-pika restores each robust channel (QoS, queues, bindings),
 our `QueueConsumer`s register again from the channels' reopen callbacks (consumers.py).
 The queues are kept as attributes because the connection holds its channels only
 weakly: a channel that nothing references is not restored.
+
+Every publish carries the AMQP `user_id` of the login, which the broker checks. A
+refusal (the login, a right, a missing or differently declared object, the broker's
+certificate) is a `BrokerRefused` that says what to do: retrying cannot help.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
 import aio_pika
@@ -36,8 +42,17 @@ from aio_pika.exceptions import (
     ProbableAuthenticationError,
     PublishError,
 )
+from aiormq.exceptions import (
+    ChannelAccessRefused,
+    ChannelClosed,
+    ChannelNotFoundEntity,
+    ChannelPreconditionFailed,
+    InvalidFrameError,
+)
+from pydantic import SecretStr
+from yarl import URL
 
-from chat_tui.config import redact
+from chat_tui.config import connection_url, login_of, redact, without_password
 from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import Names, group_key
 from chat_tui.transport.consumers import DeliveryHandler, QueueConsumer
@@ -46,6 +61,8 @@ from chat_tui.transport.topology import (
     declare_inbox,
     declare_receipts,
     declare_shared,
+    existing_messages_exchange,
+    missing_objects,
     queue_exists,
 )
 
@@ -97,8 +114,20 @@ class BrokerUnreachable(TransportError):
     pass
 
 
-class AuthenticationRefused(TransportError):
-    pass
+class BrokerRefused(TransportError):
+    """The broker said no for good; the text says what was refused and what to do."""
+
+
+class AuthenticationRefused(BrokerRefused):
+    """The login (or its access to the virtual host) was refused."""
+
+
+class CertificateRefused(BrokerRefused):
+    """The broker's TLS certificate could not be verified."""
+
+
+class SetupRefused(BrokerRefused):
+    """Setting up was refused: a missing object, a missing right, other arguments."""
 
 
 class PublishFailed(TransportError):
@@ -107,6 +136,37 @@ class PublishFailed(TransportError):
 
 class PublishReturned(TransportError):
     """The broker had no queue to route it to: retrying cannot help."""
+
+
+class PublishRefused(PublishReturned):
+    """The broker refused the message itself (a right, its user_id, its size): retrying
+    cannot help either, so the outbox gives it up the same way."""
+
+
+def _reply(exc: BaseException) -> str:
+    """The broker's own words (aiormq keeps the reply text as the first argument)."""
+    return str(exc.args[-1]) if exc.args else type(exc).__name__
+
+
+def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The failed certificate check behind `exc`: aiormq wraps it in an AMQPConnectionError."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__
+    return None
+
+
+def _tls_context(ca_file: Path | None, insecure: bool) -> ssl.SSLContext | None:
+    """A context that trusts `ca_file`; None leaves TLS to the URL (system CAs)."""
+    if ca_file is None:
+        return None
+    context = ssl.create_default_context(cafile=str(ca_file))
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 class Transport:
@@ -118,14 +178,28 @@ class Transport:
         names: Names,
         user_id: str,
         *,
+        password: SecretStr | None = None,
+        accounts_mode: bool = False,
+        tls_ca_file: Path | None = None,
+        tls_insecure: bool = False,
         heartbeat: int = 10,
         confirm_timeout: float = 10.0,
         reconnect_interval: float = 2.0,
         prefetch: int = 1600,
     ) -> None:
-        self.url = url
+        in_url = URL(url).password
+        self.url = without_password(url)
+        """The broker's URL without the password, fit to show."""
+        if password is None and in_url is not None:
+            password = SecretStr(in_url)
+        self._password = password
         self.names = names
         self.user_id = user_id
+        self.login = login_of(url)
+        """The broker username: the `user_id` property of every publish."""
+        self.accounts_mode = accounts_mode
+        """Declare nothing shared: look up what `chat-tui admin` created."""
+        self._tls_context = _tls_context(tls_ca_file, tls_insecure)
         self.heartbeat = heartbeat
         self.confirm_timeout = confirm_timeout
         self.reconnect_interval = reconnect_interval
@@ -157,7 +231,8 @@ class Transport:
         self._set_status(LinkStatus(LinkState.CONNECTING))
         try:
             connection = await aio_pika.connect_robust(
-                self.url,
+                connection_url(self.url, self._password),
+                ssl_context=self._tls_context,
                 heartbeat=self.heartbeat,
                 reconnect_interval=self.reconnect_interval,
                 timeout=connect_timeout,
@@ -165,9 +240,34 @@ class Transport:
             )
         except ProbableAuthenticationError as exc:
             raise AuthenticationRefused(
-                f"the broker at {redact(self.url)} refused the credentials ({exc})"
+                f"the broker at {redact(self.url)} refused the credentials of "
+                f"{self.login!r} ({_reply(exc)}): check the password (CHAT_TUI_PASSWORD, "
+                f"password_file or amqp_url); an administrator sets a new one with "
+                f"'chat-tui admin passwd {self.login}'"
+            ) from None
+        except InvalidFrameError as exc:
+            # RabbitMQ answers Connection.Open with Connection.Close when the login may
+            # not use the virtual host (or it does not exist); aiormq reports that as an
+            # unexpected frame and drops the reply text, so its name is all there is.
+            if "Connection.Close" not in str(exc):
+                raise BrokerUnreachable(
+                    f"cannot reach RabbitMQ at {redact(self.url)}: {_reply(exc)}"
+                ) from None
+            raise AuthenticationRefused(
+                f"the broker at {redact(self.url)} refused {self.login!r} access to its "
+                f"virtual host {URL(self.url).path.lstrip('/') or '/'!r}: it does not exist, "
+                "or the account has no permissions there; an administrator gives them "
+                f"with 'chat-tui admin add-user {self.login}'"
             ) from None
         except (TimeoutError, OSError, AMQPError, RuntimeError) as exc:
+            certificate = _certificate_failure(exc)
+            if certificate is not None:
+                raise CertificateRefused(
+                    f"the certificate of the broker at {redact(self.url)} cannot be trusted "
+                    f"({certificate.verify_message or certificate}): give the CA that signed "
+                    "it with tls_ca_file (CHAT_TUI_TLS_CA_FILE), and connect by the host "
+                    "name the certificate names"
+                ) from None
             raise BrokerUnreachable(
                 f"cannot reach RabbitMQ at {redact(self.url)}: {exc or type(exc).__name__}"
             ) from None
@@ -177,6 +277,16 @@ class Transport:
             # the client waiting forever (fault scenarios 2 and 6).
             async with asyncio.timeout(connect_timeout * 3):
                 inbox = await self._declare_topology(connection)
+        except ChannelClosed as exc:
+            with contextlib.suppress(Exception):
+                await connection.close()
+            self._connection = None
+            refusal = self._setup_refusal(exc)
+            if refusal is None:
+                raise BrokerUnreachable(
+                    f"lost RabbitMQ at {redact(self.url)} while setting up: {_reply(exc)}"
+                ) from None
+            raise refusal from None
         except (TimeoutError, OSError, AMQPError, RuntimeError) as exc:
             # The broker went away (or restarted) between the handshake and the end of
             # the declarations: that is "unreachable, retry", not a crash of the caller's
@@ -196,17 +306,75 @@ class Transport:
         self._set_status(LinkStatus(LinkState.ONLINE))
         return inbox
 
+    def _setup_refusal(self, exc: ChannelClosed) -> SetupRefused | None:
+        """What a channel closed during set-up means; None for "retry"."""
+        reply = _reply(exc)
+        if isinstance(exc, ChannelAccessRefused):
+            if not self.accounts_mode:
+                return SetupRefused(
+                    f"the broker refused to set up chat-tui for {self.login!r} ({reply}). "
+                    f"The login {self.login!r} differs from the user ID {self.user_id!r}, "
+                    "so chat-tui ran in open mode, where each client declares the shared "
+                    f"objects; this broker has accounts: log in as {self.user_id!r}, with "
+                    "your own password"
+                )
+            return SetupRefused(
+                f"the broker refused {self.login!r} a right it needs ({reply}): an "
+                f"administrator repairs it with 'chat-tui admin add-user {self.login}', "
+                "and 'chat-tui admin check' shows what differs"
+            )
+        if isinstance(exc, ChannelPreconditionFailed):
+            return SetupRefused(
+                f"the broker holds an object declared with other arguments ({reply}): "
+                "someone else declared it; an administrator must delete it (after saving "
+                "any messages in it), then run 'chat-tui admin init' on a deployment "
+                "with accounts"
+            )
+        if isinstance(exc, ChannelNotFoundEntity) and self.accounts_mode:
+            return SetupRefused(
+                f"the broker has no {reply.removeprefix('NOT_FOUND - ')}: an administrator "
+                f"runs 'chat-tui admin init' and 'chat-tui admin add-user {self.user_id}'"
+            )
+        # In open mode the client declares every object itself: one missing now went
+        # away while we set up (a restart, a delete), and the next attempt declares it.
+        return None
+
+    async def _check_accounts_topology(self, connection: AbstractRobustConnection) -> None:
+        shared, own = await missing_objects(connection, self.names, self.user_id)
+        if shared:
+            raise SetupRefused(
+                f"the broker has no {', '.join(shared)}: chat-tui is not set up on it "
+                f"yet; an administrator runs 'chat-tui admin init' (namespace "
+                f"{self.names.namespace!r})"
+            )
+        if own:
+            raise SetupRefused(
+                f"the broker has no {', '.join(own)}: {self.user_id!r} has no account "
+                f"here yet; an administrator runs 'chat-tui admin add-user {self.user_id}'"
+            )
+
     async def _declare_topology(self, connection: AbstractRobustConnection) -> InboxAtConnect:
+        passive = self.accounts_mode
+        if passive:
+            await self._check_accounts_topology(connection)
         publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        messages = await declare_shared(publisher, self.names)
+        if passive:
+            messages = await existing_messages_exchange(publisher, self.names)
+            # `chat-tui admin add-user` created the queues: no start finds them new, and
+            # the client registers whenever the directory does not list it yet.
+            created = False
+        else:
+            messages = await declare_shared(publisher, self.names)
+            probe = await connection.channel()
+            created = not await queue_exists(probe, self.names.inbox_queue(self.user_id))
+            if not probe.is_closed:
+                await probe.close()
         self._messages_exchange = messages
-        probe = await connection.channel()
-        created = not await queue_exists(probe, self.names.inbox_queue(self.user_id))
-        if not probe.is_closed:
-            await probe.close()
         inbox_channel = await connection.channel()
         await inbox_channel.set_qos(prefetch_count=self.prefetch)
-        self._inbox = await declare_inbox(inbox_channel, self.names, self.user_id, messages)
+        self._inbox = await declare_inbox(
+            inbox_channel, self.names, self.user_id, messages, passive=passive
+        )
         declared = self._inbox.declaration_result
         had_consumer = bool(declared.consumer_count if declared else 0)
         # The receipts queue gets a channel of its own: the inbox and receipt pipelines
@@ -217,11 +385,13 @@ class Transport:
         receipts_channel = await connection.channel()
         await receipts_channel.set_qos(prefetch_count=self.prefetch)
         self._receipts = await declare_receipts(
-            receipts_channel, self.names, self.user_id, messages
+            receipts_channel, self.names, self.user_id, messages, passive=passive
         )
         directory_channel = await connection.channel()
         await directory_channel.set_qos(prefetch_count=1000)
-        self._directory = await declare_directory(directory_channel, self.names, messages)
+        self._directory = await declare_directory(
+            directory_channel, self.names, messages, passive=passive
+        )
         return InboxAtConnect(created=created, had_consumer=had_consumer)
 
     async def _on_lost(self, _sender: Any, exc: BaseException | None) -> None:
@@ -272,6 +442,7 @@ class Transport:
             type=out.message_type,
             timestamp=datetime.now(UTC),
             app_id=APP_ID,
+            user_id=self.login,
         )
         try:
             await self._messages_exchange.publish(
@@ -279,6 +450,15 @@ class Transport:
             )
         except PublishError:
             raise PublishReturned(f"nobody to route {out.routing_key!r} to") from None
+        except ChannelAccessRefused as exc:
+            raise PublishRefused(
+                f"the broker does not let {self.login!r} publish to {out.routing_key!r} "
+                f"({_reply(exc)})"
+            ) from None
+        except ChannelPreconditionFailed as exc:
+            # The user_id is not the login (RabbitMQ checks it), or the message is over
+            # the broker's max_message_size: the same message can never pass.
+            raise PublishRefused(f"the broker refused the message itself ({_reply(exc)})") from None
         except DeliveryError as exc:
             raise PublishFailed(f"the broker refused it: {exc}") from None
         except TimeoutError:
@@ -308,7 +488,13 @@ class Transport:
         assert isinstance(queue, AbstractRobustQueue), "connect() first"
         consumer = QueueConsumer(queue, handler, arguments)
         self._consumers.append(consumer)
-        await consumer.start()
+        try:
+            await consumer.start()
+        except ChannelClosed as exc:
+            refusal = self._setup_refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from None
 
     def _close_consumers(self) -> None:
         for consumer in self._consumers:

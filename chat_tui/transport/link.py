@@ -14,6 +14,8 @@ from chat_tui.transport.consumers import DeliveryHandler
 
 
 class BrokerLink(Protocol):
+    login: str
+    """The broker username; every publish carries it as its AMQP `user_id`."""
     on_status: Callable[[LinkStatus], None]
     """Called with every change of the link."""
     on_reconnected: Callable[[], Awaitable[None]] | None
@@ -23,7 +25,8 @@ class BrokerLink(Protocol):
     def online(self) -> bool: ...
 
     async def connect(self, connect_timeout: float = 5.0) -> InboxAtConnect:
-        """Connect and declare; raises BrokerUnreachable or AuthenticationRefused."""
+        """Connect and declare (in accounts mode: look up); raises BrokerUnreachable
+        (retry) or a BrokerRefused that says what was refused and what to do."""
         ...
 
     async def drop(self) -> None:
@@ -33,7 +36,8 @@ class BrokerLink(Protocol):
     async def close(self) -> None: ...
 
     async def publish(self, out: Publishable) -> None:
-        """Return once confirmed; raises PublishFailed (retry) or PublishReturned (never)."""
+        """Return once confirmed; raises PublishFailed (retry) or PublishReturned (never;
+        its PublishRefused when the broker refused the message itself)."""
         ...
 
     async def consume_inbox(self, handler: DeliveryHandler) -> None: ...
