@@ -131,7 +131,7 @@ class Settings(BaseSettings):
     """AMQP heartbeat in seconds: how quickly a stalled broker is noticed."""
     confirm_timeout: float = 10.0
     """Seconds to wait for a publisher confirm before the publish is retried."""
-    reconnect_interval: float = 2.0
+    reconnect_interval: float = Field(default=2.0, gt=0)
     """Seconds between reconnection attempts."""
     theme: str = "textual-dark"
     """The Textual theme of the full-screen app."""

@@ -145,3 +145,13 @@ async def _is_member(client: ChatClient, group: str, user: str) -> bool:
 async def _status_of(client: ChatClient, message_id: str, status: str) -> bool:
     message = await client.store.get_message(message_id)
     return message is not None and message.status == status
+
+
+async def test_a_refused_login_is_told_to_the_user_and_not_retried(world: MemoryWorld) -> None:
+    world.broker.refused_users.add("mallory")
+    mallory = await world.client("mallory", online=False)
+    assert not await mallory.wait_first_attempt(5)
+    assert mallory.fatal_error is not None
+    assert mallory.status.refused == mallory.fatal_error
+    assert sink_of(mallory).problems == [mallory.fatal_error]
+    assert mallory.status.state is ConnectionState.OFFLINE

@@ -44,3 +44,9 @@ def test_the_settings_refuse_a_namespace_as_the_protocol_does() -> None:
     with pytest.raises(ValueError) as by_protocol:
         Names("bad namespace!")
     assert _refusal(namespace="bad namespace!") == f"namespace: {by_protocol.value}"
+
+
+def test_a_reconnect_interval_that_is_not_positive_is_refused() -> None:
+    refusal = _refusal(reconnect_interval=0)
+    assert refusal.startswith("reconnect_interval: "), refusal
+    assert "greater than 0" in refusal

@@ -97,7 +97,7 @@ class ChatClient:
         self.transport.on_status = self._status.link_changed
         self.transport.on_reconnected = self._on_reconnected
         self._tasks = BackgroundTasks(self._background_task_failed)
-        self._consumers_started = False
+        self._pipelines_running = False
         self._sent_waiters: dict[str, asyncio.Future[StatusChange]] = {}
         self.outbox = OutboxPublisher(
             self._store,
@@ -133,6 +133,7 @@ class ChatClient:
             self._status,
             self._set_up_consumers,
             first_delay=settings.reconnect_interval,
+            tell_user=self.sink.problem,
         )
 
     @property
@@ -180,8 +181,8 @@ class ChatClient:
         await self.transport.consume_receipts(self.receipts.on_delivery)
         if self.receive_messages:
             await self.transport.consume_inbox(self.inbox.on_delivery)
-        if not self._consumers_started:
-            self._consumers_started = True
+        if not self._pipelines_running:
+            self._pipelines_running = True
             self._tasks.spawn(self.directory.run())
             self._tasks.spawn(self.receipts.run())
             if self.receive_messages:

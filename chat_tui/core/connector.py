@@ -37,10 +37,12 @@ class Connector:
         set_up: Callable[[InboxAtConnect], Awaitable[None]],
         *,
         first_delay: float,
+        tell_user: Callable[[str], None],
     ) -> None:
         self._transport = transport
         self._status = status
         self._set_up = set_up
+        self._tell_user = tell_user
         self._backoff = Backoff(first_delay, max(first_delay, MAX_CONNECT_BACKOFF))
         self.first_attempt_ended = asyncio.Event()
 
@@ -78,6 +80,7 @@ class Connector:
         # Retrying cannot help (a login, a right, a missing object): say why, and stop.
         log.error("the broker refused us: %s", refusal)
         self._status.refused(str(refusal))
+        self._tell_user(str(refusal))
         self.first_attempt_ended.set()
 
     def _retry_at(self) -> datetime:
