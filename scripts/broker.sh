@@ -5,22 +5,24 @@
 set -u
 PY=${PY:-.venv/bin/python}
 URL=${CHAT_TUI_AMQP_URL:-amqp://guest:guest@localhost:5672/}
+# What the messages show: the URL without its password.
+SHOWN=$(printf '%s' "$URL" | sed -E 's#://([^:@/]*):[^@/]*@#://\1:***@#')
 
-answers() { "$PY" scripts/broker_answers.py "$URL" "${1:-3}"; }
+answers() { CHAT_TUI_AMQP_URL="$URL" "$PY" scripts/broker_answers.py "${1:-3}"; }
 
 wait_for_it() {
   local what=$1 deadline=$((SECONDS + ${2:-90}))
   while (( SECONDS < deadline )); do
-    if answers 3 >/dev/null 2>&1; then echo "broker: $what is up at $URL"; return 0; fi
+    if answers 3 >/dev/null 2>&1; then echo "broker: $what is up at $SHOWN"; return 0; fi
     sleep 2
   done
-  echo "broker: $what did not answer at $URL within ${2:-90} s" >&2
+  echo "broker: $what did not answer at $SHOWN within ${2:-90} s" >&2
   answers 3 >&2
   return 1
 }
 
 if answers 3 >/dev/null 2>&1; then
-  echo "broker: RabbitMQ answers at $URL"
+  echo "broker: RabbitMQ answers at $SHOWN"
   exit 0
 fi
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
@@ -40,7 +42,7 @@ if [ -n "$RABBITMQ_SERVER" ]; then
   exit $?
 fi
 cat >&2 <<MSG
-broker: no RabbitMQ answers at $URL, and none can be started here.
+broker: no RabbitMQ answers at $SHOWN, and none can be started here.
 Install and start one with:
     sudo apt-get install -y rabbitmq-server && sudo rabbitmq-server -detached
 or, with Docker:

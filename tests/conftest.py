@@ -38,7 +38,8 @@ AMQP_URL = os.environ.get("CHAT_TUI_AMQP_URL", "amqp://guest:guest@localhost:567
 
 def _broker_answers() -> bool:
     result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "broker_answers.py"), AMQP_URL, "3"],
+        [sys.executable, str(ROOT / "scripts" / "broker_answers.py"), "3"],
+        env={**os.environ, "CHAT_TUI_AMQP_URL": AMQP_URL},
         capture_output=True,
     )
     return result.returncode == 0
