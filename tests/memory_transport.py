@@ -46,6 +46,7 @@ from chat_tui.transport.connection import (
     LinkStatus,
     Publishable,
     PublishFailed,
+    PublishRefused,
     PublishReturned,
 )
 from chat_tui.transport.consumers import DeliveryHandler
@@ -182,6 +183,8 @@ class MemoryBroker:
         self.refused_users: set[str] = set()
         self.nacks_to_come = 0
         """The next publishes the broker nacks: each raises PublishFailed."""
+        self.refused_keys: set[str] = set()
+        """Routing keys the broker refuses to let anyone publish to (a topic permission)."""
         self.declare(names.dead_letters_queue)
         self.declare(names.directory_stream, stream=True)
         self.bind(DIRECTORY_BINDING, names.directory_stream)
@@ -372,6 +375,10 @@ class MemoryTransport:
         if self.broker.nacks_to_come > 0:
             self.broker.nacks_to_come -= 1
             raise PublishFailed("the broker refused it: nack")
+        if out.routing_key in self.broker.refused_keys:
+            raise PublishRefused(
+                f"the broker does not let {self.login!r} publish to {out.routing_key!r}"
+            )
         message = StoredMessage(
             out.routing_key, out.body, out.message_type, out.amqp_message_id, self.login
         )

@@ -155,3 +155,17 @@ async def test_a_refused_login_is_told_to_the_user_and_not_retried(world: Memory
     assert mallory.status.refused == mallory.fatal_error
     assert sink_of(mallory).problems == [mallory.fatal_error]
     assert mallory.status.state is ConnectionState.OFFLINE
+
+
+async def test_a_publish_the_broker_refuses_fails_with_the_refusal_not_unknown_user(
+    world: MemoryWorld,
+) -> None:
+    await world.client("bob")
+    alice = await world.client("alice")
+    await eventually(lambda: _knows(alice, "bob"), what="alice knows bob")
+    world.broker.refused_keys.add("user.bob")
+    sent = await alice.send(Conversation.dm("bob"), "not allowed")
+    change = await alice.wait_sent(sent.message_id, timeout=5)
+    assert change.status == "failed"
+    assert change.error is not None and "does not let 'alice' publish" in change.error
+    assert any("does not let 'alice' publish" in p for p in sink_of(alice).problems)

@@ -15,7 +15,7 @@ from chat_tui.backoff import Backoff
 from chat_tui.protocol.models import SendMessage, decode
 from chat_tui.store import Store
 from chat_tui.store.records import OutboxItem, StatusChange
-from chat_tui.transport.connection import PublishFailed, PublishReturned
+from chat_tui.transport.connection import PublishFailed, PublishRefused, PublishReturned
 from chat_tui.transport.link import BrokerLink
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,11 @@ class OutboxPublisher:
             if result is None:
                 confirmed.append(item)
             elif isinstance(result, PublishReturned):
-                reason = returned_reason(item)
+                # A refusal says what the broker refused; a return only that nobody is
+                # bound, which for a DM means an unknown user.
+                reason = (
+                    str(result) if isinstance(result, PublishRefused) else returned_reason(item)
+                )
                 change = await self.store.fail_outgoing(item, reason)
                 if change is not None:
                     self.on_failed(change, reason)
