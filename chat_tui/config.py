@@ -8,7 +8,7 @@ import re
 import stat
 import tomllib
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import platformdirs
 from pydantic import (
@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     """Allow `no_verify_ssl` in `amqp_url`: TLS without checking whom we talk to."""
     namespace: str = "chat"
     """Prefix of every exchange and queue, so deployments and tests can share one broker."""
+    queue_type: Literal["classic", "quorum"] = "classic"
+    """How the inboxes, receipts queues and the dead-letter queue are declared: `classic`
+    on one node, `quorum` on a cluster (replicated, they survive a node). Chosen when a
+    deployment is set up: the broker refuses to redeclare a queue as the other type."""
     data_dir: Path = Field(default_factory=data_directory)
     """Where the per-user SQLite cache lives."""
     read_receipts: bool = True
