@@ -16,6 +16,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractQueue, AbstractRobustConnection
+from pamqp.common import FieldTable
 
 from bench.baseline import AckingConsumer
 from chat_tui.config import CONFIG_FILE_ENV, Settings
@@ -95,9 +96,8 @@ class BenchDeployment:
         exchange = await channel.declare_exchange(
             self.names.messages_exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
-        queue = await channel.declare_queue(
-            full_name, durable=True, arguments=personal_queue_arguments(self.names)
-        )
+        arguments: FieldTable = dict(personal_queue_arguments(self.names))
+        queue = await channel.declare_queue(full_name, durable=True, arguments=arguments)
         for group_id in group_ids:
             await queue.bind(exchange, routing_key=group_key(group_id))
         return queue
