@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from chat_tui.cli.main import main
 from chat_tui.config import load_settings
 from chat_tui.protocol.names import Names
 
@@ -50,3 +51,12 @@ def test_a_reconnect_interval_that_is_not_positive_is_refused() -> None:
     refusal = _refusal(reconnect_interval=0)
     assert refusal.startswith("reconnect_interval: "), refusal
     assert "greater than 0" in refusal
+
+
+def test_a_password_on_the_command_line_is_warned_about(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["users", "--amqp-url", "amqp://alice:pw@127.0.0.1:1/", "--user", "Bad"]) == 1
+    err = capsys.readouterr().err
+    assert "the password in --amqp-url shows in the process list" in err
+    assert "pw@" not in err

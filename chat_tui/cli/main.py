@@ -10,6 +10,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from yarl import URL
+
 from chat_tui import __version__
 from chat_tui.admin import commands as admin_commands
 from chat_tui.cli import commands
@@ -109,7 +111,17 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def _warn_of_a_password_on_the_command_line(amqp_url: str | None) -> None:
+    if amqp_url is not None and URL(amqp_url).password:
+        print(
+            "chat-tui: warning: the password in --amqp-url shows in the process list; "
+            "keep it in password_file or CHAT_TUI_PASSWORD instead",
+            file=sys.stderr,
+        )
+
+
 def _load(args: argparse.Namespace) -> Settings:
+    _warn_of_a_password_on_the_command_line(args.amqp_url)
     flags = {
         "user": args.user,
         "amqp_url": args.amqp_url,
