@@ -5,89 +5,20 @@ protocol's rights, `check` finds drift, and a refusal is one clear line."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
 
 import aio_pika
 import pytest
 from aio_pika.exceptions import ProbableAuthenticationError
 from aiormq.exceptions import ChannelAccessRefused
 
-from chat_tui.protocol.names import Names, receipt_key, user_key
+from chat_tui.protocol.names import receipt_key, user_key
 from chat_tui.protocol.permissions import chat_user_permissions
 from chat_tui.protocol.queues import DEAD_LETTERS_MAX_LENGTH, personal_queue_arguments
 from tests.accounts.node import ManagedNode
-
-
-class Admin:
-    """`chat-tui admin` on one vhost and a fresh namespace of the managed node."""
-
-    def __init__(self, node: ManagedNode, vhost: str, data_dir: Path) -> None:
-        self.node = node
-        self.vhost = vhost
-        self.names = Names(f"t{uuid.uuid4().hex[:10]}")
-        self.data_dir = data_dir
-        self.accounts: set[str] = set()
-
-    def user_id(self, stem: str) -> str:
-        """A user ID no other test uses (accounts are per node, not per vhost)."""
-        name = f"{stem}-{uuid.uuid4().hex[:6]}"
-        self.accounts.add(name)
-        return name
-
-    def run(
-        self, *args: str, stdin: str | None = None, admin_url: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        env = {
-            **os.environ,
-            "CHAT_TUI_ADMIN_URL": admin_url or self.node.admin_url,
-            "CHAT_TUI_AMQP_URL": self.node.amqp_url("nobody", "unused", self.vhost),
-            "CHAT_TUI_NAMESPACE": self.names.namespace,
-            "CHAT_TUI_DATA_DIR": str(self.data_dir),
-            "CHAT_TUI_CONFIG_FILE": str(self.data_dir / "no-config.toml"),
-        }
-        return subprocess.run(
-            [sys.executable, "-m", "chat_tui", "admin", *args],
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    def ok(self, *args: str, stdin: str | None = None) -> list[str]:
-        result = self.run(*args, stdin=stdin)
-        assert result.returncode == 0, f"exit {result.returncode}: {result.stderr}"
-        assert result.stderr == ""
-        return result.stdout.splitlines()
-
-    def add_user(self, stem: str) -> tuple[str, str]:
-        """A provisioned user: its ID and the password add-user printed once."""
-        name = self.user_id(stem)
-        lines = self.ok("add-user", name)
-        (shown,) = [line for line in lines if line.startswith(f"password of {name} (shown once): ")]
-        return name, shown.rsplit(" ", 1)[1]
-
-    def api_get(self, path: str) -> Any:
-        """A decoded JSON body of the management API, as the administrator sees it."""
-        with self.node.http() as api:
-            response = api.get(path)
-            response.raise_for_status()
-            return response.json()
-
-    def api_put(self, path: str, body: dict[str, str]) -> None:
-        with self.node.http() as api:
-            api.put(path, json=body).raise_for_status()
-
-    @property
-    def v(self) -> str:
-        return quote(self.vhost, safe="")
+from tests.accounts.provisioning import Admin
 
 
 def failed(result: subprocess.CompletedProcess[str]) -> str:
