@@ -28,6 +28,20 @@ from tests.accounts.node import ManagedNode
 from tests.conftest import RecordingSink
 
 
+def shown(client: ChatClient) -> list[str]:
+    """What the client's face was given to show."""
+    sink = client.sink
+    assert isinstance(sink, RecordingSink)
+    return sink.contents()
+
+
+async def status_of(client: ChatClient, message_id: str) -> tuple[str, int, int]:
+    """An own message's status, and how many recipients have it and have read it."""
+    message = await client.store.get_message(message_id)
+    assert message is not None
+    return message.status, message.delivered_count, message.read_count
+
+
 class Admin:
     """`chat-tui admin` on one vhost and a fresh namespace of the managed node."""
 

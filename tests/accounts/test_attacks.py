@@ -31,8 +31,8 @@ from chat_tui.protocol.names import (
 )
 from chat_tui.protocol.queues import personal_queue_arguments
 from tests.accounts.attack_table import AttackLog
-from tests.accounts.provisioning import Account, AccountsDeployment
-from tests.conftest import RecordingSink, eventually, has_group, is_member, knows, members_are
+from tests.accounts.provisioning import Account, AccountsDeployment, shown, status_of
+from tests.conftest import eventually, has_group, is_member, knows, members_are
 
 P = ParamSpec("P")
 
@@ -193,13 +193,6 @@ async def forge_read(
 # --- what the victims see --------------------------------------------------------------
 
 
-def shown(client: ChatClient) -> list[str]:
-    """What the client's face was given to show."""
-    sink = client.sink
-    assert isinstance(sink, RecordingSink)
-    return sink.contents()
-
-
 async def cache_state(client: ChatClient) -> dict[str, Any]:
     """Everything a face reads from the cache: conversations, their histories with each
     message's sender and status, the users, the groups and their members."""
@@ -234,12 +227,6 @@ async def sent_dm(sender: ChatClient, to: Account, text: str) -> str:
     change = await sender.wait_sent(stored.message_id, timeout=10)
     assert change.status != "failed", change
     return stored.message_id
-
-
-async def status_of(client: ChatClient, message_id: str) -> tuple[str, int, int]:
-    message = await client.store.get_message(message_id)
-    assert message is not None
-    return message.status, message.delivered_count, message.read_count
 
 
 async def group_of(accounts: AccountsDeployment, founder: ChatClient, *joining: ChatClient) -> str:
