@@ -65,6 +65,15 @@ def free_port_range(count: int) -> tuple[int, int]:
     raise RuntimeError(f"no {count} free consecutive ports between 20000 and 30000")
 
 
+def alive(pid: int) -> bool:
+    """PID runs (a zombie, killed and waiting for its parent to reap it, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 class ClusterNode(BrokerNode):
     """One member: a `BrokerNode` whose config names its peers and whose HOME holds the
     cluster's shared cookie."""
@@ -108,6 +117,13 @@ class ClusterNode(BrokerNode):
             # rabbitmqctl is a distributed Erlang node too: loopback for it as well.
             "RABBITMQ_CTL_ERL_ARGS": loopback,
         }
+
+    def beam_pid(self) -> int | None:
+        """The node's beam.smp, as it wrote it to its PID file."""
+        try:
+            return int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
 
     def ctl(self, *args: str, timeout: float = 60.0) -> str:
         """Run `rabbitmqctl ARGS` against this node, as its owner, with its environment."""
@@ -223,17 +239,25 @@ class Cluster:
     def leader_of(self, queue: str) -> int:
         """The index of the node that leads quorum queue QUEUE (in the default vhost)."""
         rows: list[dict[str, Any]] = json.loads(
-            self.running_node().ctl("list_queues", "--formatter", "json", "name", "leader")
+            self.running_node().ctl("list_queues", "--formatter", "json", "name", "type", "leader")
         )
         for row in rows:
             if row.get("name") == queue:
+                if row.get("type") != "quorum":
+                    raise RuntimeError(f"{queue} is a {row.get('type')} queue, not a quorum one")
                 return self.index_of(str(row["leader"]))
         raise RuntimeError(f"no queue {queue} on the cluster")
 
     def destroy(self) -> None:
         """kill -9 every node (the data goes too, so a clean stop buys nothing) and remove
         all of it."""
+        beams = [node.beam_pid() for node in self.nodes if node.running]
         for node in self.nodes:
             node.kill()
+        # The killed group's beam.smp may outlive its shell script by a moment.
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in beams if pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for node in self.nodes:
             shutil.rmtree(node.base, ignore_errors=True)
         shutil.rmtree(self.base, ignore_errors=True)

@@ -39,7 +39,8 @@ def test_three_nodes_form_one_cluster(cluster: Cluster) -> None:
 def test_nodes_listen_on_the_loopback_only(cluster: Cluster) -> None:
     first, last = (int(p) for p in cluster.nodes[0].stream_range.strip("{}").split(","))
     for node in cluster.nodes:
-        beam = int(node.pid_file.read_text().strip())
+        beam = node.beam_pid()
+        assert beam is not None
         listening = listening_addresses(beam)
         ports = {port for _, port in listening}
         assert {node.port, node.dist_port} <= ports, listening
