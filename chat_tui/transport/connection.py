@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ from yarl import URL
 from chat_tui.config import connection_url, login_of, redact, without_password
 from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import Names, group_key
+from chat_tui.protocol.queues import QueueType, type_bound_arguments
 from chat_tui.transport.consumers import DeliveryHandler, QueueConsumer
 from chat_tui.transport.topology import (
     declare_directory,
@@ -67,6 +69,9 @@ from chat_tui.transport.topology import (
 )
 
 log = logging.getLogger(__name__)
+
+_INEQUIVALENT = re.compile(r"inequivalent arg '(?P<argument>[^']+)' for queue '(?P<queue>[^']+)'")
+"""RabbitMQ's PRECONDITION_FAILED text for a queue declared again with other arguments."""
 
 
 class Publishable(Protocol):
@@ -180,6 +185,7 @@ class Transport:
         *,
         password: SecretStr | None = None,
         accounts_mode: bool = False,
+        queue_type: QueueType = "classic",
         tls_ca_file: Path | None = None,
         tls_insecure: bool = False,
         heartbeat: int = 10,
@@ -199,6 +205,9 @@ class Transport:
         """The broker username: the `user_id` property of every publish."""
         self.accounts_mode = accounts_mode
         """Declare nothing shared: look up what `chat-tui admin` created."""
+        self.queue_type: QueueType = queue_type
+        """The deployment's layout (protocol/queues.py), used in open mode, where the
+        client declares its queues."""
         self._tls_context = _tls_context(tls_ca_file, tls_insecure)
         self.heartbeat = heartbeat
         self.confirm_timeout = confirm_timeout
@@ -324,6 +333,9 @@ class Transport:
                 "and 'chat-tui admin check' shows what differs"
             )
         if isinstance(exc, ChannelPreconditionFailed):
+            mismatch = self._queue_type_mismatch(reply)
+            if mismatch is not None:
+                return mismatch
             return SetupRefused(
                 f"the broker holds an object declared with other arguments ({reply}): "
                 "someone else declared it; an administrator must delete it (after saving "
@@ -338,6 +350,20 @@ class Transport:
         # In open mode the client declares every object itself: one missing now went
         # away while we set up (a restart, a delete), and the next attempt declares it.
         return None
+
+    def _queue_type_mismatch(self, reply: str) -> SetupRefused | None:
+        """A queue of ours that differs in an argument that only one of the two layouts
+        has: the deployment was set up with the other queue_type."""
+        found = _INEQUIVALENT.search(reply)
+        if found is None or found["argument"] not in type_bound_arguments(self.names):
+            return None
+        other = "classic" if self.queue_type == "quorum" else "quorum"
+        return SetupRefused(
+            f"the broker's {found['queue']} is a {other} queue, but this client is set to "
+            f"queue_type = {self.queue_type} ({reply}): set queue_type to {other} "
+            "(config.toml or CHAT_TUI_QUEUE_TYPE) to match the deployment; its queues got "
+            "their type when it was set up, and a queue cannot change type"
+        )
 
     async def _check_accounts_topology(self, connection: AbstractRobustConnection) -> None:
         shared, own = await missing_objects(connection, self.names, self.user_id)
@@ -364,7 +390,7 @@ class Transport:
             # the client registers whenever the directory does not list it yet.
             created = False
         else:
-            messages = await declare_shared(publisher, self.names)
+            messages = await declare_shared(publisher, self.names, self.queue_type)
             probe = await connection.channel()
             created = not await queue_exists(probe, self.names.inbox_queue(self.user_id))
             if not probe.is_closed:
@@ -373,7 +399,12 @@ class Transport:
         inbox_channel = await connection.channel()
         await inbox_channel.set_qos(prefetch_count=self.prefetch)
         self._inbox = await declare_inbox(
-            inbox_channel, self.names, self.user_id, messages, passive=passive
+            inbox_channel,
+            self.names,
+            self.user_id,
+            messages,
+            queue_type=self.queue_type,
+            passive=passive,
         )
         declared = self._inbox.declaration_result
         had_consumer = bool(declared.consumer_count if declared else 0)
@@ -385,7 +416,12 @@ class Transport:
         receipts_channel = await connection.channel()
         await receipts_channel.set_qos(prefetch_count=self.prefetch)
         self._receipts = await declare_receipts(
-            receipts_channel, self.names, self.user_id, messages, passive=passive
+            receipts_channel,
+            self.names,
+            self.user_id,
+            messages,
+            queue_type=self.queue_type,
+            passive=passive,
         )
         directory_channel = await connection.channel()
         await directory_channel.set_qos(prefetch_count=1000)

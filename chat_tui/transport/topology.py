@@ -1,4 +1,5 @@
-"""Declares the exchanges and queues of docs/protocol.md; nothing else creates them.
+"""Declares the exchanges and queues of docs/protocol.md, in the deployment's layout
+(`queue_type`, protocol/queues.py); nothing else creates them.
 
 Each queue is declared once per connect, on the channel that will consume it (with that
 channel's prefetch): after a reconnect, aio-pika's robust channel declares its queues
@@ -23,7 +24,9 @@ from pamqp.common import FieldTable
 from chat_tui.protocol.names import DIRECTORY_BINDING, Names, receipt_key, user_key
 from chat_tui.protocol.queues import (
     QueueArguments,
+    QueueType,
     directory_arguments,
+    open_dead_letters_arguments,
     personal_queue_arguments,
 )
 
@@ -33,16 +36,22 @@ def _table(arguments: QueueArguments) -> FieldTable:
     return table
 
 
-async def declare_shared(channel: AbstractChannel, names: Names) -> AbstractExchange:
+async def declare_shared(
+    channel: AbstractChannel, names: Names, queue_type: QueueType = "classic"
+) -> AbstractExchange:
     """The exchanges and the dead-letter queue of open mode; returns NS.messages.
 
-    The dead-letter queue keeps protocol version 1's arguments (none): `chat-tui admin
-    init` bounds it with x-max-length, which open-mode brokers have never seen."""
+    A classic dead-letter queue keeps protocol version 1's arguments (none): `chat-tui
+    admin init` bounds it with x-max-length, which open-mode brokers have never seen."""
     messages = await channel.declare_exchange(
         names.messages_exchange, ExchangeType.TOPIC, durable=True
     )
     dead = await channel.declare_exchange(names.dead_exchange, ExchangeType.FANOUT, durable=True)
-    dead_letters = await channel.declare_queue(names.dead_letters_queue, durable=True)
+    dead_letters = await channel.declare_queue(
+        names.dead_letters_queue,
+        durable=True,
+        arguments=_table(open_dead_letters_arguments(queue_type)),
+    )
     await dead_letters.bind(dead, routing_key="")
     return messages
 
@@ -121,11 +130,18 @@ async def declare_inbox(
     user_id: str,
     messages: AbstractExchange,
     *,
+    queue_type: QueueType = "classic",
     passive: bool = False,
 ) -> AbstractQueue:
     """The user's inbox, bound to user.U (each group is bound as the user joins it)."""
     return await _declare_personal(
-        channel, names, names.inbox_queue(user_id), user_key(user_id), messages, passive
+        channel,
+        names,
+        names.inbox_queue(user_id),
+        user_key(user_id),
+        messages,
+        queue_type,
+        passive,
     )
 
 
@@ -135,11 +151,18 @@ async def declare_receipts(
     user_id: str,
     messages: AbstractExchange,
     *,
+    queue_type: QueueType = "classic",
     passive: bool = False,
 ) -> AbstractQueue:
     """The user's receipts queue, bound to receipt.U."""
     return await _declare_personal(
-        channel, names, names.receipts_queue(user_id), receipt_key(user_id), messages, passive
+        channel,
+        names,
+        names.receipts_queue(user_id),
+        receipt_key(user_id),
+        messages,
+        queue_type,
+        passive,
     )
 
 
@@ -149,10 +172,14 @@ async def _declare_personal(
     queue_name: str,
     routing_key: str,
     messages: AbstractExchange,
+    queue_type: QueueType,
     passive: bool,
 ) -> AbstractQueue:
     queue = await channel.declare_queue(
-        queue_name, durable=True, arguments=_table(personal_queue_arguments(names)), passive=passive
+        queue_name,
+        durable=True,
+        arguments=_table(personal_queue_arguments(names, queue_type)),
+        passive=passive,
     )
     if not passive:
         await queue.bind(messages, routing_key=routing_key)
