@@ -11,7 +11,13 @@ from chat_tui.admin.api import AdminError, ManagementApi
 from chat_tui.protocol.ids import InvalidIdError, validate_id
 from chat_tui.protocol.names import Names
 from chat_tui.protocol.permissions import AccountPermissions, chat_user_permissions
-from chat_tui.protocol.queues import Topology, personal_topology, shared_topology
+from chat_tui.protocol.queues import (
+    QueueSpec,
+    QueueType,
+    Topology,
+    personal_topology,
+    shared_topology,
+)
 
 Report = Callable[[str], None]
 """Where a step's line goes (stdout in the CLI)."""
@@ -42,18 +48,30 @@ def _same_arguments(found: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool
     return dict(found) == dict(wanted)
 
 
-class Provisioner:
-    """The write side of `chat-tui admin`, on one vhost and namespace."""
+def _type_of(queue: QueueSpec) -> str:
+    return str(queue.arguments.get("x-queue-type", "classic"))
 
-    def __init__(self, api: ManagementApi, names: Names, report: Report) -> None:
+
+class Provisioner:
+    """The write side of `chat-tui admin`, on one vhost and namespace; its queues are
+    declared with the deployment's `queue_type`."""
+
+    def __init__(
+        self,
+        api: ManagementApi,
+        names: Names,
+        report: Report,
+        queue_type: QueueType = "classic",
+    ) -> None:
         self.api = api
         self.names = names
         self.report = report
+        self.queue_type: QueueType = queue_type
 
     async def init(self) -> None:
         """The shared exchanges and queues, then warnings about risky accounts."""
         await self.api.check_vhost()
-        await self.apply(shared_topology(self.names))
+        await self.apply(shared_topology(self.names, self.queue_type))
         for account in await self.api.users():
             name = account["name"]
             if name == "guest":
@@ -85,6 +103,13 @@ class Provisioner:
             if found is None:
                 await self.api.put_queue(queue)
                 self.report(f"queue {queue.name}: created")
+            elif found.get("type", "classic") != _type_of(queue):
+                raise AdminError(
+                    f"queue {queue.name} is a {found.get('type')} queue, but this deployment's "
+                    f"queue_type is {_type_of(queue)}: set queue_type to {found.get('type')} "
+                    "(config.toml or CHAT_TUI_QUEUE_TYPE) to match the deployment; a queue "
+                    "cannot change type"
+                )
             elif not _same_arguments(found.get("arguments") or {}, queue.arguments):
                 raise AdminError(
                     f"queue {queue.name} exists with the arguments {found.get('arguments')}, "
@@ -121,7 +146,7 @@ class Provisioner:
                 f"account {user_id}: already there (password unchanged; "
                 f"'chat-tui admin passwd {user_id}' sets a new one)"
             )
-        await self.apply(personal_topology(self.names, user_id))
+        await self.apply(personal_topology(self.names, user_id, self.queue_type))
         await self.grant(user_id, chat_user_permissions(self.names, user_id))
 
     async def grant(self, user_id: str, wanted: AccountPermissions) -> None:
