@@ -30,26 +30,10 @@ from chat_tui.protocol.queues import (
     type_bound_arguments,
 )
 from chat_tui.store.database import StoreError
-from chat_tui.transport.connection import Transport
 from chat_tui.transport.topology import declare_shared
 from tests import test_dead_letters, test_delivery, test_groups, test_receipts
 from tests.conftest import Deployment, RecordingSink, eventually, knows
 from tests.test_wire_format import queue_depth
-
-
-def transport_for(settings: Settings, queue_type: QueueType) -> Transport:
-    """The transport `ChatClient` builds from `settings`, with the layout given."""
-    return Transport(
-        settings.broker_url,
-        Names(settings.namespace),
-        settings.user,
-        password=settings.broker_password,
-        accounts_mode=settings.accounts_mode,
-        queue_type=queue_type,
-        heartbeat=settings.heartbeat,
-        confirm_timeout=settings.confirm_timeout,
-        reconnect_interval=settings.reconnect_interval,
-    )
 
 
 class QuorumDeployment(Deployment):
@@ -57,20 +41,6 @@ class QuorumDeployment(Deployment):
 
     def settings(self, user: str, **overrides: Any) -> Settings:
         return super().settings(user, **{"queue_type": "quorum", **overrides})
-
-    async def client(
-        self, user: str, sink: Any = None, *, online: bool = True, **overrides: Any
-    ) -> ChatClient:
-        settings = self.settings(user, **overrides)
-        client = ChatClient(
-            settings, sink or RecordingSink(), transport=transport_for(settings, "quorum")
-        )
-        await client.start()
-        self.clients.append(client)
-        if online:
-            assert await client.wait_online(10), f"{user} did not come online"
-            await client.directory.wait_caught_up(5)
-        return client
 
 
 @pytest.fixture
@@ -180,7 +150,7 @@ async def test_invalid_receipts_are_dead_lettered_from_a_quorum_receipts_queue(
 
 async def _refusal(deployment: Deployment, user: str, queue_type: QueueType) -> str:
     settings = deployment.settings(user, queue_type=queue_type)
-    client = ChatClient(settings, RecordingSink(), transport=transport_for(settings, queue_type))
+    client = ChatClient(settings, RecordingSink())
     await client.start()
     deployment.clients.append(client)
     assert not await client.wait_first_attempt(10)

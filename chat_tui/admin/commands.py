@@ -126,5 +126,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         )
     action, _ = ACTIONS[args.admin_action]
     async with ManagementApi(admin_url, vhost_of(settings.amqp_url)) as api:
-        provisioner = Provisioner(api, Names(settings.namespace), report=print)
+        provisioner = Provisioner(
+            api, Names(settings.namespace), report=print, queue_type=settings.queue_type
+        )
         return await action(provisioner, args)

@@ -90,6 +90,7 @@ class ChatClient:
             accounts_mode=settings.accounts_mode,
             tls_ca_file=settings.tls_ca_file,
             tls_insecure=settings.tls_insecure,
+            queue_type=settings.queue_type,
             heartbeat=settings.heartbeat,
             confirm_timeout=settings.confirm_timeout,
             reconnect_interval=settings.reconnect_interval,
