@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import stat
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +22,19 @@ class StoreError(RuntimeError):
     """The local cache could not be read or written (disk full, read-only, corrupt)."""
 
 
+def _create_private(path: Path) -> None:
+    """The cache holds every direct message: its folder (when we create it) and its file
+    are the user's alone. SQLite gives the -wal and -shm files the database's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        mode = stat.S_IMODE(os.fstat(descriptor).st_mode)
+        if mode & 0o077:
+            os.fchmod(descriptor, mode & 0o700)
+    finally:
+        os.close(descriptor)
+
+
 class Database:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -30,7 +44,7 @@ class Database:
 
     async def open(self, setup: Callable[[sqlite3.Connection], None]) -> None:
         def _open() -> None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
             # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in transaction()).
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
