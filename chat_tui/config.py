@@ -268,4 +268,5 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**given)
     except ValidationError as exc:
-        raise _refusal(exc) from exc
+        # Not chained: the ValidationError holds the input, passwords included.
+        raise _refusal(exc) from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import traceback
 from pathlib import Path
 
 import pytest
@@ -182,3 +183,14 @@ def test_a_ca_file_without_tls_is_refused(config: Path, tmp_path: Path) -> None:
     assert _refusal(user="alice", amqp_url="amqp://alice@host/", tls_ca_file=ca) == (
         "tls_ca_file: set, but amqp_url does not use TLS (amqps://)"
     )
+
+
+def test_a_settings_error_does_not_carry_the_password_in_its_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A check of the whole settings: pydantic's error holds every input, the password too.
+    monkeypatch.setenv("CHAT_TUI_PASSWORD", "zq9")
+    with pytest.raises(SettingsError) as refused:
+        load_settings(amqp_url="amqps://alice@host/?no_verify_ssl=1")
+    shown = "".join(traceback.format_exception(refused.value))
+    assert "zq9" not in shown
