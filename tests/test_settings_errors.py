@@ -60,3 +60,28 @@ def test_a_password_on_the_command_line_is_warned_about(
     err = capsys.readouterr().err
     assert "the password in --amqp-url shows in the process list" in err
     assert "pw@" not in err
+
+
+def test_a_password_in_the_admin_url_on_the_command_line_is_warned_about(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for admin_url in ("http://admin:s3cr3t@127.0.0.1:1/", "admin:s3cr3t@127.0.0.1:1/"):
+        assert main(["admin", "check", "--admin-url", admin_url]) == 1
+        err = capsys.readouterr().err
+        assert "the password in --admin-url shows in the process list" in err, admin_url
+        assert "CHAT_TUI_ADMIN_URL" in err
+        assert "s3cr3t" not in err
+
+
+def test_an_admin_url_that_is_not_http_is_refused_without_echoing_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without a scheme yarl finds no password to redact; without a host it cannot parse.
+    for admin_url in ("admin:s3cr3t@localhost:15672/", "http://admin:s3cr3t@:15672/"):
+        monkeypatch.setenv("CHAT_TUI_ADMIN_URL", admin_url)
+        assert main(["admin", "check"]) == 1
+        err = capsys.readouterr().err
+        assert err == (
+            "chat-tui: error: the admin URL (--admin-url or CHAT_TUI_ADMIN_URL, not shown "
+            "since it may hold a password) is not http(s)://USER:PASSWORD@HOST:PORT/\n"
+        ), admin_url

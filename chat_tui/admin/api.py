@@ -37,23 +37,33 @@ def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
+def _parse_admin_url(admin_url: str) -> tuple[URL, str]:
+    """The admin URL and its login, or an AdminError that does not echo it: without a scheme yarl
+    finds no password in it to redact, and some malformed ones it cannot parse at all."""
+    try:
+        url = URL(admin_url)
+    except ValueError:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.host or not url.user:
+        raise AdminError(
+            "the admin URL (--admin-url or CHAT_TUI_ADMIN_URL, not shown since it may hold "
+            "a password) is not http(s)://USER:PASSWORD@HOST:PORT/"
+        )
+    return url, url.user
+
+
 class ManagementApi:
     """An async client of the management API at `admin_url` (credentials included)."""
 
     def __init__(self, admin_url: str, vhost: str, timeout: float = TIMEOUT) -> None:
-        url = URL(admin_url)
-        if url.scheme not in ("http", "https") or not url.host or not url.user:
-            raise AdminError(
-                f"the admin URL {redact(admin_url)!r} is not http(s)://USER:PASSWORD@HOST:PORT/"
-            )
-        self.login = url.user
+        url, self.login = _parse_admin_url(admin_url)
         self.where = redact(admin_url)
         self.vhost = vhost
         self._password = url.password or ""
         base = str(url.with_user(None).with_query(None).with_fragment(None))
         self._http = httpx.AsyncClient(
             base_url=base if base.endswith("/") else f"{base}/",
-            auth=(url.user, self._password),
+            auth=(self.login, self._password),
             timeout=timeout,
         )
         self._timeout = timeout
@@ -151,6 +161,16 @@ class ManagementApi:
         body = {"password": password, "tags": ",".join(tags)}
         await self._call("PUT", f"api/users/{_segment(name)}", body)
 
+    async def user_connections(self, name: str) -> int:
+        """How many connections `name` has open, on every node of the cluster."""
+        found: list[Json] = await self._call("GET", f"api/connections/username/{_segment(name)}")
+        return len(found)
+
+    async def close_user_connections(self, name: str) -> None:
+        """Close every connection of `name`: RabbitMQ keeps those opened before a new
+        password or the account's deletion."""
+        await self._delete(f"api/connections/username/{_segment(name)}")
+
     async def delete_user(self, name: str) -> bool:
         """False when there was no such account."""
         return await self._delete(f"api/users/{_segment(name)}")
@@ -186,6 +206,10 @@ class ManagementApi:
     # Exchanges, queues, bindings
     async def exchange(self, name: str) -> Json | None:
         return await self._call("GET", f"api/exchanges/{self._v}/{_segment(name)}", missing=True)
+
+    async def exchanges(self) -> list[Json]:
+        found: list[Json] = await self._call("GET", f"api/exchanges/{self._v}?columns=name,type")
+        return found
 
     async def put_exchange(self, spec: ExchangeSpec) -> None:
         body = {"type": spec.type, "durable": spec.durable, "auto_delete": False, "arguments": {}}

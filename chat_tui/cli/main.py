@@ -111,17 +111,33 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-def _warn_of_a_password_on_the_command_line(amqp_url: str | None) -> None:
-    if amqp_url is not None and URL(amqp_url).password:
+def _carries_password(url: str) -> bool:
+    """Whether `url` holds a password, with or without a scheme: yarl reads none in
+    "user:pw@host/" unless told that a host follows."""
+    try:
+        parsed = URL(url if "://" in url else f"//{url}")
+    except ValueError:
+        # Unparsable: a colon before the '@' may still be a password; warn rather than miss it.
+        return ":" in url.partition("@")[0] and "@" in url
+    return bool(parsed.password)
+
+
+def _warn_of_a_password_on_the_command_line(flag: str, url: str | None, instead: str) -> None:
+    if url is not None and _carries_password(url):
         print(
-            "chat-tui: warning: the password in --amqp-url shows in the process list; "
-            "keep it in password_file or CHAT_TUI_PASSWORD instead",
+            f"chat-tui: warning: the password in {flag} shows in the process list; "
+            f"keep it in {instead} instead",
             file=sys.stderr,
         )
 
 
 def _load(args: argparse.Namespace) -> Settings:
-    _warn_of_a_password_on_the_command_line(args.amqp_url)
+    _warn_of_a_password_on_the_command_line(
+        "--amqp-url", args.amqp_url, "password_file or CHAT_TUI_PASSWORD"
+    )
+    _warn_of_a_password_on_the_command_line(
+        "--admin-url", getattr(args, "admin_url", None), admin_commands.ADMIN_URL_ENV
+    )
     flags = {
         "user": args.user,
         "amqp_url": args.amqp_url,
