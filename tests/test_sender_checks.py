@@ -189,6 +189,16 @@ async def _a_dm_waiting_for_bob(world: AccountsWorld) -> tuple[ChatClient, str]:
     return alice, sent.message_id
 
 
+async def _alice_and_bob_in_team(world: AccountsWorld) -> tuple[ChatClient, ChatClient]:
+    """alice's group #team with bob in it, once alice sees him join."""
+    alice = await world.client("alice")
+    await alice.create_group("team")
+    bob = await world.client("bob")
+    await bob.join_group("team")
+    await eventually(lambda: _member(alice, "team", "bob"), what="alice sees bob join")
+    return alice, bob
+
+
 async def test_a_receipt_published_by_someone_else_is_ignored(accounts: AccountsWorld) -> None:
     alice, message_id = await _a_dm_waiting_for_bob(accounts)
     accounts.publish_raw(receipt_key("alice"), receipt(message_id, "bob"), user_id="eve")
@@ -201,11 +211,7 @@ async def test_a_receipt_published_by_someone_else_is_ignored(accounts: Accounts
 
 
 async def test_a_group_receipt_counts_only_from_a_member(accounts: AccountsWorld) -> None:
-    alice = await accounts.client("alice")
-    await alice.create_group("team")
-    bob = await accounts.client("bob")
-    await bob.join_group("team")
-    await eventually(lambda: _member(alice, "team", "bob"), what="alice sees bob join")
+    alice, _bob = await _alice_and_bob_in_team(accounts)
     await accounts.stop("bob")
     await accounts.client("eve")
     sent = await alice.send(Conversation.group("team"), "standup at ten")
@@ -223,17 +229,69 @@ async def test_a_group_receipt_counts_only_from_a_member(accounts: AccountsWorld
     assert alice.receipts.unverified == 1
 
 
+async def test_a_late_joiners_read_does_not_make_a_group_message_read(
+    accounts: AccountsWorld,
+) -> None:
+    alice, _bob = await _alice_and_bob_in_team(accounts)
+    await accounts.stop("bob")
+    sent = await alice.send(Conversation.group("team"), "before eve joined")
+    await eventually(lambda: _is(alice, sent.message_id, "sent"), what="the message sent")
+    # Groups are public: eve joins after the message went out, then claims to have read
+    # it, in her own name (true to the broker, and she is a member now).
+    eve = await accounts.client("eve")
+    await eve.join_group("team")
+    await eventually(lambda: _member(alice, "team", "eve"), what="alice sees eve join")
+
+    accounts.publish_raw(receipt_key("alice"), receipt(sent.message_id, "eve"), user_id="eve")
+    await eventually(lambda: alice.receipts.unverified == 1, what="eve's receipt ignored")
+    message = await alice.store.get_message(sent.message_id)
+    assert message is not None
+    assert (message.status, message.recipient_count, message.read_count) == ("sent", 1, 0)
+    assert await alice.store.receipt_details(sent.message_id) == []
+
+    # Sent to bob, it is read once he says so.
+    accounts.publish_raw(receipt_key("alice"), receipt(sent.message_id, "bob"), user_id="bob")
+    await eventually(lambda: _is(alice, sent.message_id, "read"), what="bob's receipt counted")
+    assert [r.member_id for r in await alice.store.receipt_details(sent.message_id)] == ["bob"]
+    assert alice.receipts.unverified == 1
+
+
+async def test_a_member_who_read_and_then_left_still_counts(accounts: AccountsWorld) -> None:
+    alice, bob = await _alice_and_bob_in_team(accounts)
+    team = Conversation.group("team")
+    sent = await alice.send(team, "read this, then go")
+    await eventually(lambda: _is(alice, sent.message_id, "delivered"), what="delivered")
+
+    await bob.leave_group("team")
+    await eventually(lambda: _members_are(alice, "team", ["alice"]), what="alice sees bob go")
+    # bob's read receipt for what he was sent arrives after alice saw him leave.
+    await bob.mark_read(team, sink_of(bob).shown[-1].seq)
+    await eventually(lambda: _is(alice, sent.message_id, "read"), what="bob's read counted")
+    assert alice.receipts.unverified == 0
+
+
+async def test_a_dms_receipt_counts_only_from_its_recipient(accounts: AccountsWorld) -> None:
+    alice, message_id = await _a_dm_waiting_for_bob(accounts)
+    await accounts.client("eve")
+    # eve's own receipt, in her own name: true to the broker, but the DM went to bob.
+    accounts.publish_raw(receipt_key("alice"), receipt(message_id, "eve"), user_id="eve")
+    await eventually(lambda: alice.receipts.unverified == 1, what="eve's receipt ignored")
+    assert await _status_of(alice, message_id) == "sent"
+    assert await alice.store.receipt_details(message_id) == []
+
+    accounts.publish_raw(receipt_key("alice"), receipt(message_id, "bob"), user_id="bob")
+    await eventually(lambda: _is(alice, message_id, "read"), what="bob's receipt counted")
+    assert [r.member_id for r in await alice.store.receipt_details(message_id)] == ["bob"]
+    assert alice.receipts.unverified == 1
+
+
 # --- DIRECTORY_EVENT --------------------------------------------------------------------
 
 
 async def test_directory_events_in_someone_elses_name_or_under_another_key_are_skipped(
     accounts: AccountsWorld,
 ) -> None:
-    alice = await accounts.client("alice")
-    await alice.create_group("team")
-    bob = await accounts.client("bob")
-    await bob.join_group("team")
-    await eventually(lambda: _member(alice, "team", "bob"), what="alice sees bob join")
+    alice, _bob = await _alice_and_bob_in_team(accounts)
     forgeries = [
         # bob "leaves", in eve's hand.
         (directory_group_key("team"), directory_event("left", "bob", "team"), "eve"),

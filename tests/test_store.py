@@ -12,11 +12,12 @@ import pytest
 
 from chat_tui.core.cache_policy import open_cache
 from chat_tui.protocol.conversations import Conversation
-from chat_tui.protocol.models import DirectoryEvent, SendMessage
+from chat_tui.protocol.models import DirectoryEvent, ReceiveMessage, SendMessage, utc_now
 from chat_tui.store import SendRefused, Store, schema
 from chat_tui.store.database import StoreError
 from chat_tui.store.records import SendRefusal, StoredMessage
 from chat_tui.store.schema import SCHEMA_VERSION
+from chat_tui.store.timestamps import iso
 
 TEAM = Conversation.group("team")
 FROM_BOB = Conversation.dm("bob")
@@ -120,6 +121,110 @@ async def test_a_message_that_cannot_be_delivered_is_refused_and_not_written(
     await store.enqueue_message(unknown, refuse_unknown_user=False)
     assert [item.amqp_message_id for item in await store.outbox()] == [str(unknown.message_id)]
     assert await store.message_count(TEAM) == 0
+
+
+def read_by(member: str, message_id: str) -> ReceiveMessage:
+    return ReceiveMessage(recipient_id=member, message_id=uuid.UUID(message_id), status="read")
+
+
+async def receipt_counts(store: Store, message_id: str) -> tuple[str, int, int, int]:
+    message = await store.get_message(message_id)
+    assert message is not None
+    return (
+        message.status,
+        message.recipient_count,
+        message.delivered_count,
+        message.read_count,
+    )
+
+
+async def test_a_group_message_counts_receipts_only_from_the_people_it_was_sent_to(
+    store: Store,
+) -> None:
+    await team_of(store, "alice", "bob", "carol")
+
+    async def sent(content: str) -> str:
+        mine = SendMessage(
+            message_id=uuid.uuid4(), sender_id="alice", group_id="team", content=content
+        )
+        stored, _ = await store.enqueue_message(mine)
+        await store.confirm_published(await store.outbox())
+        return stored.message_id
+
+    before_eve = await sent("to bob and carol")
+    await store.apply_directory(
+        [
+            DirectoryEvent(event="registered", user_id="eve"),
+            DirectoryEvent(event="joined", user_id="eve", group_id="team"),
+        ]
+    )
+    after_eve = await sent("to bob, carol and eve")
+
+    # eve's read of the newer message is cumulative over the conversation, and would
+    # cover the older one too; her read of the older one, and a stranger's, name a
+    # message they were never sent.
+    applied = await store.apply_receipts(
+        [
+            read_by("eve", after_eve),
+            read_by("eve", before_eve),
+            read_by("zed", before_eve),
+            read_by("bob", before_eve),
+        ]
+    )
+    assert await receipt_counts(store, before_eve) == ("sent", 2, 1, 1)
+    assert await receipt_counts(store, after_eve) == ("sent", 3, 1, 1)
+    assert [(r.recipient_id, str(r.message_id)) for r in applied.not_recipients] == [
+        ("eve", before_eve),
+        ("zed", before_eve),
+    ]
+    assert [r.member_id for r in await store.receipt_details(before_eve)] == ["bob"]
+    assert [r.member_id for r in await store.receipt_details(after_eve)] == ["eve"]
+
+    await store.apply_receipts([read_by("carol", after_eve)])
+    assert await receipt_counts(store, before_eve) == ("read", 2, 2, 2)
+    assert await receipt_counts(store, after_eve) == ("sent", 3, 2, 2)
+    applied = await store.apply_receipts([read_by("bob", after_eve)])
+    assert applied.not_recipients == []
+    assert await receipt_counts(store, after_eve) == ("read", 3, 3, 3)
+
+
+async def test_own_messages_from_before_recipients_were_kept_count_a_members_receipts(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "alice.sqlite3"
+    message_id = str(uuid.uuid4())
+    conn = sqlite3.connect(path)
+    try:
+        conn.executescript(schema.MIGRATIONS[0])
+        conn.execute("PRAGMA user_version = 1")
+        conn.executemany(
+            "INSERT INTO directory_members (group_id, user_id, joined_at) VALUES (?, ?, ?)",
+            [("team", member, iso(utc_now())) for member in ("alice", "bob", "carol")],
+        )
+        conn.execute("INSERT INTO conversations (conversation_key) VALUES ('group:team')")
+        conn.execute(
+            """INSERT INTO messages (message_id, conversation_key, sender_id, content,
+                   sent_at, stored_at, outgoing, status, recipient_count, shown)
+               VALUES (?, 'group:team', 'alice', 'from version 1', ?, ?, 1, 'sent', 2, 1)""",
+            (message_id, iso(utc_now()), iso(utc_now())),
+        )
+        conn.commit()
+    finally:
+        conn.close()
+
+    store = await open_cache(path, "alice")
+    try:
+        # Who it went to was not kept then: a current member's receipt counts.
+        applied = await store.apply_receipts(
+            [read_by("bob", message_id), read_by("zed", message_id)]
+        )
+        assert [r.recipient_id for r in applied.not_recipients] == ["zed"]
+        assert await receipt_counts(store, message_id) == ("sent", 2, 1, 1)
+        await store.apply_receipts([read_by("carol", message_id)])
+        assert await receipt_counts(store, message_id) == ("read", 2, 2, 2)
+        assert [r.member_id for r in await store.receipt_details(message_id)] == ["bob", "carol"]
+    finally:
+        await store.close()
 
 
 async def test_history_pages_back_and_forward(store: Store) -> None:

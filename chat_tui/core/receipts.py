@@ -2,9 +2,9 @@
 sent to delivered to read, per member.
 
 Malformed receipts are dead-lettered. A well-formed receipt that cannot count is acked
-and ignored: in accounts mode one not published by its `recipient_id`, or one for a
-group message from someone who is not a member of that group; in any mode a later
-protocol version's message."""
+and ignored: in accounts mode one not published by its `recipient_id`; in any mode one
+from someone the message was not sent to (the cache keeps each own message's
+recipients), and a later protocol version's message."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import logging
 from chat_tui.backoff import Backoff
 from chat_tui.core.acking import ack_all, reject, requeue
 from chat_tui.core.batching import Batcher
-from chat_tui.core.sender_checks import receipt_sender_problem
+from chat_tui.core.sender_checks import receipt_recipient_problem, receipt_sender_problem
 from chat_tui.core.sink import Sink
 from chat_tui.protocol.models import MalformedMessageError, ReceiveMessage, UnknownMessage, decode
 from chat_tui.protocol.names import receipt_key
@@ -28,8 +28,8 @@ class ReceiptIntake:
         self.store = store
         self.sink = sink
         self.verify_senders = verify_senders
-        """Accounts mode: a receipt counts only from its `recipient_id`, and for a group
-        message only from a member of the group."""
+        """Accounts mode: a receipt counts only if published by its `recipient_id`, and
+        one from a non-recipient counts as unverified."""
         self.batcher: Batcher[Delivery] = Batcher(200, 0.01)
         self.rejected = 0
         """Dead-lettered: malformed."""
@@ -82,37 +82,29 @@ class ReceiptIntake:
         if not settled:
             return
         try:
-            if self.verify_senders:
-                receipts = await self._from_members(receipts)
-            changes = await self.store.apply_receipts(receipts) if receipts else []
+            applied = await self.store.apply_receipts(receipts) if receipts else None
         except Exception as exc:
             self.sink.problem(f"could not store receipts: {exc}")
             await self._hand_back_delay.wait()
             await requeue(settled)
             return
         self._hand_back_delay.reset()
-        if changes:
-            self.sink.status_changed(changes)
+        if applied is not None:
+            for receipt in applied.not_recipients:
+                self._not_sent_to(receipt)
+            if applied.changes:
+                self.sink.status_changed(applied.changes)
         await ack_all(settled)
 
     def _ignore(self, problem: str) -> None:
         self.unverified += 1
         log.warning("ignoring a receipt: %s", problem)
 
-    async def _from_members(self, receipts: list[ReceiveMessage]) -> list[ReceiveMessage]:
-        """The receipts that may count: for a group message, only a member's. (For a
-        direct message the cache already counts only its recipient's.)"""
-        members: dict[str, list[str]] = {}
-        counted: list[ReceiveMessage] = []
-        for receipt in receipts:
-            message = await self.store.get_message(str(receipt.message_id))
-            conversation = message.conversation if message is not None else None
-            if conversation is not None and conversation.kind == "group":
-                group = conversation.name
-                if group not in members:
-                    members[group] = await self.store.members(group)
-                if receipt.recipient_id not in members[group]:
-                    self._ignore(f"a receipt from {receipt.recipient_id!r}, not in {group!r}")
-                    continue
-            counted.append(receipt)
-        return counted
+    def _not_sent_to(self, receipt: ReceiveMessage) -> None:
+        """The cache did not count it: its message was not sent to its `recipient_id`."""
+        problem = receipt_recipient_problem(receipt)
+        if self.verify_senders:
+            self._ignore(problem)
+        else:
+            # Open mode verifies nothing: such a receipt is a mistake, not evidence.
+            log.info("not counting a receipt: %s", problem)

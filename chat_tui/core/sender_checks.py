@@ -30,8 +30,14 @@ def chat_sender_problem(user_id: str | None, message: SendMessage) -> str | None
 
 def receipt_sender_problem(user_id: str | None, receipt: ReceiveMessage) -> str | None:
     """A receipt must come from its `recipient_id`. (Whether that user was sent the
-    message at all takes the cache: `ReceiptIntake` asks it.)"""
+    message at all takes the cache, which keeps each own message's recipients.)"""
     return _claimed_by(user_id, receipt.recipient_id, "a receipt of")
+
+
+def receipt_recipient_problem(receipt: ReceiveMessage) -> str:
+    """What is wrong with a receipt the cache did not count: it names a message that was
+    not sent to its `recipient_id` (a later member of the group, or a stranger)."""
+    return f"a receipt of {receipt.recipient_id!r}, who was not sent {receipt.message_id}"
 
 
 def directory_sender_problem(

@@ -77,8 +77,9 @@ def _column(conn: sqlite3.Connection, sql: str, params: tuple[str, ...] = ()) ->
 
 def recipients_or_refuse(
     conn: sqlite3.Connection, message: SendMessage, me: str, *, refuse_unknown_user: bool
-) -> int:
-    """How many others an own message goes to, or SendRefused."""
+) -> list[str]:
+    """The others an own message goes to (the group's members now, or the DM's
+    recipient), or SendRefused."""
     if message.group_id is not None:
         group_members = [
             row[0]
@@ -92,7 +93,7 @@ def recipients_or_refuse(
             ).fetchone()
             reason = SendRefusal.NOT_A_MEMBER if known else SendRefusal.UNKNOWN_GROUP
             raise SendRefused(reason, message.group_id)
-        return len(group_members) - 1
+        return [member for member in group_members if member != me]
     recipient = message.recipient_id
     assert recipient is not None
     if refuse_unknown_user:
@@ -104,4 +105,4 @@ def recipients_or_refuse(
         ).fetchone()
         if row[0] and not row[1]:
             raise SendRefused(SendRefusal.UNKNOWN_USER, recipient)
-    return 1
+    return [recipient]

@@ -9,15 +9,28 @@ from datetime import datetime
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.store.records import MessageStatus, StoredMessage
 
-_COLUMNS = """
+
+def _marks_at_least(column: str) -> str:
+    """How many receipt marks of an own message's recipients have `column` at or past
+    it: one primary-key lookup per recipient (see message_recipients in schema.py). An
+    own message from before recipients were kept counts every mark in its conversation."""
+    # CROSS JOIN keeps the recipients outer: SQLite would otherwise scan every mark of
+    # the conversation, former members' and later joiners' too.
+    return f"""CASE WHEN NOT m.outgoing THEN 0
+        WHEN m.recipients_recorded THEN (SELECT count(*) FROM message_recipients t
+            CROSS JOIN receipt_marks r
+              ON r.conversation_key = m.conversation_key AND r.member_id = t.member_id
+            WHERE t.message_seq = m.seq AND r.{column} >= m.seq)
+        ELSE (SELECT count(*) FROM receipt_marks r
+            WHERE r.conversation_key = m.conversation_key AND r.{column} >= m.seq)
+        END"""
+
+
+_COLUMNS = f"""
     m.seq, m.message_id, m.conversation_key, m.sender_id, m.content, m.sent_at,
     m.outgoing, m.status, m.error, m.recipient_count,
-    CASE WHEN m.outgoing THEN (SELECT count(*) FROM receipt_marks r
-        WHERE r.conversation_key = m.conversation_key AND r.delivered_seq >= m.seq)
-        ELSE 0 END AS delivered_count,
-    CASE WHEN m.outgoing THEN (SELECT count(*) FROM receipt_marks r
-        WHERE r.conversation_key = m.conversation_key AND r.read_seq >= m.seq)
-        ELSE 0 END AS read_count
+    {_marks_at_least("delivered_seq")} AS delivered_count,
+    {_marks_at_least("read_seq")} AS read_count
 """
 
 _CHUNK = 500
@@ -108,16 +121,29 @@ def insert_own(
     content: str,
     sent_at: str,
     stored_at: str,
-    recipient_count: int,
+    recipients: Sequence[str],
 ) -> int:
-    """Write an own message, queued and already shown; return its seq."""
+    """Write an own message, queued and already shown, with the people it goes to;
+    return its seq."""
     cursor = conn.execute(
         """INSERT INTO messages (message_id, conversation_key, sender_id, content,
-               sent_at, stored_at, outgoing, status, recipient_count, shown)
-           VALUES (?, ?, ?, ?, ?, ?, 1, 'queued', ?, 1)""",
-        (message_id, conversation_key, sender_id, content, sent_at, stored_at, recipient_count),
+               sent_at, stored_at, outgoing, status, recipient_count, shown,
+               recipients_recorded)
+           VALUES (?, ?, ?, ?, ?, ?, 1, 'queued', ?, 1, 1)""",
+        (message_id, conversation_key, sender_id, content, sent_at, stored_at, len(recipients)),
     )
-    return cursor.lastrowid or 0
+    seq = cursor.lastrowid or 0
+    # Two parameters a row, within the budget of _CHUNK: one statement for any group
+    # of a usual size.
+    rows_per_insert = _CHUNK // 2
+    for start in range(0, len(recipients), rows_per_insert):
+        chunk = recipients[start : start + rows_per_insert]
+        conn.execute(
+            "INSERT INTO message_recipients (message_seq, member_id) VALUES "
+            + ",".join(["(?, ?)"] * len(chunk)),
+            [value for member in chunk for value in (seq, member)],
+        )
+    return seq
 
 
 def mark_sent(conn: sqlite3.Connection, message_id: str) -> bool:

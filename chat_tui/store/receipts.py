@@ -11,20 +11,34 @@ from chat_tui.store.records import MemberReceipt
 from chat_tui.store.timestamps import iso, parse_time
 
 
+class NotARecipient(Exception):
+    """A receipt for an own message from someone it was not sent to."""
+
+
 def fold(conn: sqlite3.Connection, receipt: ReceiveMessage, me: str) -> list[int]:
     """Move the sender's mark up to the message it names (read implies delivered) and
-    log it. Returns the seqs of the own messages whose counts that changed."""
+    log it. Returns the seqs of the own messages whose counts that changed; raises
+    NotARecipient, changing nothing, for a receipt from someone who was not sent it."""
+    member = receipt.recipient_id
     row = conn.execute(
-        "SELECT seq, conversation_key FROM messages WHERE message_id = ? AND outgoing = 1",
-        (str(receipt.message_id),),
+        """SELECT seq, conversation_key, recipients_recorded,
+               EXISTS(SELECT 1 FROM message_recipients
+                      WHERE message_seq = messages.seq AND member_id = ?) AS recipient
+           FROM messages WHERE message_id = ? AND outgoing = 1""",
+        (member, str(receipt.message_id)),
     ).fetchone()
     if row is None:
         return []  # not ours, or from before this cache existed
     seq, key = row["seq"], row["conversation_key"]
-    member = receipt.recipient_id
-    conversation = Conversation.parse(key)
-    if member == me or (conversation.kind == "dm" and conversation.name != member):
-        return []  # a receipt from someone who was never sent this message
+    if member == me:
+        return []  # our own receipts never count (a DM to ourselves stays sent)
+    recipient = (
+        row["recipient"]
+        if row["recipients_recorded"]
+        else _was_sent_before_recording(conn, key, member)
+    )
+    if not recipient:
+        raise NotARecipient(member)
     conn.execute(
         "INSERT OR IGNORE INTO receipt_marks (conversation_key, member_id) VALUES (?, ?)",
         (key, member),
@@ -57,20 +71,48 @@ def fold(conn: sqlite3.Connection, receipt: ReceiveMessage, me: str) -> list[int
     return [r["seq"] for r in rows]
 
 
+def _was_sent_before_recording(conn: sqlite3.Connection, key: str, member: str) -> bool:
+    """For an own message from before recipients were recorded: the DM's other party, or
+    a member of the group now (the rule of those versions)."""
+    conversation = Conversation.parse(key)
+    if conversation.kind == "dm":
+        return conversation.name == member
+    return (
+        conn.execute(
+            "SELECT 1 FROM directory_members WHERE group_id = ? AND user_id = ?",
+            (conversation.name, member),
+        ).fetchone()
+        is not None
+    )
+
+
 def details(conn: sqlite3.Connection, message_id: str) -> list[MemberReceipt]:
-    """Who received and read an own message, and when (from the receipt log)."""
+    """Who of its recipients received and read an own message, and when (from the
+    receipt log)."""
     row = conn.execute(
-        "SELECT seq, conversation_key FROM messages WHERE message_id = ?", (message_id,)
+        "SELECT seq, conversation_key, recipients_recorded FROM messages WHERE message_id = ?",
+        (message_id,),
     ).fetchone()
     if row is None:
         return []
+    # Driven by the recipients (CROSS JOIN keeps them outer): a mark of someone else's
+    # may cover this message (it is cumulative over the conversation), but was never
+    # about it.
+    source = (
+        """message_recipients t CROSS JOIN receipt_log l
+               ON l.conversation_key = :key AND l.member_id = t.member_id
+           WHERE t.message_seq = :seq"""
+        if row["recipients_recorded"]
+        else "receipt_log l WHERE l.conversation_key = :key"
+    )
     rows = conn.execute(
-        """SELECT member_id,
-               min(CASE WHEN up_to_seq >= ? THEN at END) AS delivered_at,
-               min(CASE WHEN up_to_seq >= ? AND status = 'read' THEN at END) AS read_at
-           FROM receipt_log WHERE conversation_key = ?
-           GROUP BY member_id ORDER BY member_id""",
-        (row["seq"], row["seq"], row["conversation_key"]),
+        f"""SELECT l.member_id,
+               min(CASE WHEN l.up_to_seq >= :seq THEN l.at END) AS delivered_at,
+               min(CASE WHEN l.up_to_seq >= :seq AND l.status = 'read' THEN l.at END)
+                   AS read_at
+           FROM {source}
+           GROUP BY l.member_id ORDER BY l.member_id""",
+        {"seq": row["seq"], "key": row["conversation_key"]},
     ).fetchall()
     return [
         MemberReceipt(r["member_id"], parse_time(r["delivered_at"]), parse_time(r["read_at"]))

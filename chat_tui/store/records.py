@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import Literal
 
 from chat_tui.protocol.conversations import Conversation
+from chat_tui.protocol.models import ReceiveMessage
 
 # Own messages go queued -> sent -> delivered -> read, or end as failed.
 # Messages from others are "received".
@@ -98,6 +99,16 @@ class StatusChange:
             recipient_count=message.recipient_count,
             error=message.error,
         )
+
+
+@dataclass(frozen=True)
+class ReceiptsApplied:
+    """What a batch of receipts changed, and which it did not count."""
+
+    changes: list[StatusChange]
+    not_recipients: list[ReceiveMessage]
+    """From someone the message they name was not sent to: a later member of the group,
+    or a stranger. Nothing was changed for them."""
 
 
 @dataclass(frozen=True)

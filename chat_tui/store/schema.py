@@ -85,6 +85,21 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # Who each own message was sent to, written when it is queued, so that only their
+    # receipts count for it: the group's members change, and groups are public, so a
+    # later joiner could otherwise mark it read, and a member who left would stop
+    # counting. Own messages from before this migration have no rows here and
+    # recipients_recorded = 0: for them a receipt counts from a current member of the
+    # group, as it did before.
+    """
+    ALTER TABLE messages ADD COLUMN recipients_recorded INTEGER NOT NULL DEFAULT 0;
+
+    CREATE TABLE message_recipients (
+        message_seq INTEGER NOT NULL,   -- messages.seq of an own message
+        member_id   TEXT NOT NULL,
+        PRIMARY KEY (message_seq, member_id)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -24,6 +24,7 @@ from chat_tui.store.records import (
     IngestResult,
     MemberReceipt,
     OutboxItem,
+    ReceiptsApplied,
     StatusChange,
     StoredMessage,
 )
@@ -78,7 +79,7 @@ class Store:
         sent_at = iso(message.timestamp)
 
         def work(conn: sqlite3.Connection) -> tuple[StoredMessage, OutboxItem]:
-            recipient_count = directory.recipients_or_refuse(
+            recipients = directory.recipients_or_refuse(
                 conn, message, self.me, refuse_unknown_user=refuse_unknown_user
             )
             conversations.ensure(conn, conversation.key)
@@ -91,7 +92,7 @@ class Store:
                 content=message.content,
                 sent_at=sent_at,
                 stored_at=iso(utc_now()),
-                recipient_count=recipient_count,
+                recipients=recipients,
             )
             # Sending is reading: everything before an own message counts as read.
             conversations.read_by_sending(conn, conversation.key, seq, sent_at)
@@ -104,7 +105,7 @@ class Store:
                 sent_at=message.timestamp,
                 outgoing=True,
                 status="queued",
-                recipient_count=recipient_count,
+                recipient_count=len(recipients),
             )
             item = OutboxItem(
                 seq=outbox_seq,
@@ -239,27 +240,31 @@ class Store:
     def _queue_receipt(conn: sqlite3.Connection, receipt: ReceiptToQueue) -> None:
         outbox.enqueue(conn, "receipt", receipt.outgoing, receipt.coalesce_key)
 
-    async def apply_receipts(self, receipts: Sequence[ReceiveMessage]) -> list[StatusChange]:
-        """Fold cumulative receipts for own messages into per-member marks and statuses."""
+    async def apply_receipts(self, receipts: Sequence[ReceiveMessage]) -> ReceiptsApplied:
+        """Fold cumulative receipts for own messages into per-member marks and statuses.
+        A receipt counts only from someone its message was sent to."""
 
-        def work(conn: sqlite3.Connection) -> list[StatusChange]:
+        def work(conn: sqlite3.Connection) -> ReceiptsApplied:
             touched: set[int] = set()
+            not_recipients: list[ReceiveMessage] = []
             for receipt in receipts:
-                touched.update(receipt_rows.fold(conn, receipt, self.me))
-            if not touched:
-                return []
+                try:
+                    touched.update(receipt_rows.fold(conn, receipt, self.me))
+                except receipt_rows.NotARecipient:
+                    not_recipients.append(receipt)
             changes: list[StatusChange] = []
             for message in message_rows.by_seqs(conn, sorted(touched)):
                 status = self._policy.status_after_receipts(message)
                 if status != message.status:
                     message_rows.set_status(conn, message.seq, status)
                 changes.append(StatusChange.of(replace(message, status=status)))
-            return changes
+            return ReceiptsApplied(changes, not_recipients)
 
         return await self._db.transaction(work)
 
     async def receipt_details(self, message_id: str) -> list[MemberReceipt]:
-        """Who received and read an own message, and when (from the receipt log)."""
+        """Who of its recipients received and read an own message, and when (from the
+        receipt log)."""
         return await self._db.run(lambda conn: receipt_rows.details(conn, message_id))
 
     # --- reading ---------------------------------------------------------------------
