@@ -88,6 +88,43 @@ async def test_group_receipts_count_members_and_name_them(deployment: Deployment
     await eventually(lambda: _is(alice, sent.message_id, ("read", 3, 3)), what="read 3/3")
 
 
+async def test_a_late_joiners_receipts_do_not_count_for_what_came_before(
+    deployment: Deployment,
+) -> None:
+    clients = {user: await deployment.client(user) for user in ("alice", "bob", "carol")}
+    alice, carol = clients["alice"], clients["carol"]
+    await alice.create_group("team")
+    await eventually(lambda: has_group(clients["bob"], "team"), what="the group")
+    await clients["bob"].join_group("team")
+    await eventually(lambda: members_are(alice, "team", "alice", "bob"), what="bob's join")
+    await clients["bob"].stop()  # bob's copies wait in his inbox
+    team = Conversation.group("team")
+
+    before = await alice.send(team, "for bob only")
+    await eventually(lambda: _is(alice, before.message_id, ("sent", 0, 0)), what="sent")
+    await carol.join_group("team")
+    await eventually(
+        lambda: members_are(alice, "team", "alice", "bob", "carol"), what="carol's join"
+    )
+    after = await alice.send(team, "for bob and carol")
+    assert (before.recipient_count, after.recipient_count) == (1, 2)
+    await eventually(lambda: _has_message(carol, team), what="carol to have it")
+    await carol.mark_read(team, await last_seq(carol, team))
+
+    # carol's marks are cumulative over the conversation, but she was not sent the
+    # first message: it waits for bob.
+    await eventually(lambda: _is(alice, after.message_id, ("sent", 1, 1)), what="carol read")
+    assert await status_of(alice, before.message_id) == ("sent", 0, 0)
+    assert await alice.store.receipt_details(before.message_id) == []
+
+    bob = await deployment.client("bob")
+    await eventually(lambda: _has_message(bob, team), what="bob's backlog")
+    await eventually(
+        lambda: _is(alice, before.message_id, ("delivered", 1, 0)), what="bob's receipt"
+    )
+    await eventually(lambda: _is(alice, after.message_id, ("delivered", 2, 1)), what="2/2")
+
+
 async def _has_message(client: ChatClient, conversation: Conversation) -> bool:
     return await client.store.message_count(conversation) > 0
 
