@@ -2,7 +2,8 @@
 
 Once connected, aio-pika's robust connection reconnects by itself (see "Robust
 connection from aio-pika, plus our own first-connect loop" in docs/architecture.md);
-this loop only gets the client there.
+this loop only gets the client there. A refusal, at the first connection or one the
+transport reports later, reaches the user the same way.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Connector:
         self._tell_user = tell_user
         self._backoff = Backoff(first_delay, max(first_delay, MAX_CONNECT_BACKOFF))
         self.first_attempt_ended = asyncio.Event()
+        status.when_refused(self._told_refused)
 
     async def run(self) -> None:
         while True:
@@ -78,9 +80,11 @@ class Connector:
 
     def _refused(self, refusal: BrokerRefused) -> None:
         # Retrying cannot help (a login, a right, a missing object): say why, and stop.
-        log.error("the broker refused us: %s", refusal)
         self._status.refused(str(refusal))
-        self._tell_user(str(refusal))
+
+    def _told_refused(self, refusal: str) -> None:
+        log.error("the broker refused us: %s", refusal)
+        self._tell_user(refusal)
         self.first_attempt_ended.set()
 
     def _retry_at(self) -> datetime:

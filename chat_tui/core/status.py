@@ -50,6 +50,8 @@ class StatusBoard:
         self._link = LinkStatus(LinkState.CONNECTING)
         self._ready = False
         self._online = asyncio.Event()
+        self._refused = asyncio.Event()
+        self._refusal_listeners: list[Callable[[str], None]] = []
         self.fatal_error: str | None = None
         """Set when retrying cannot help: the broker refused us (see `refused`)."""
         self.unsent_messages = 0
@@ -63,7 +65,21 @@ class StatusBoard:
     async def wait_online(self) -> None:
         await self._online.wait()
 
+    async def wait_refused(self) -> str:
+        """Wait until the broker refuses us for good; what it refused and what to do."""
+        await self._refused.wait()
+        assert self.fatal_error is not None
+        return self.fatal_error
+
+    def when_refused(self, listener: Callable[[str], None]) -> None:
+        """Call `listener` with the text of the refusal, once, whenever it comes: at the
+        first connection or later, from the link."""
+        self._refusal_listeners.append(listener)
+
     def link_changed(self, link: LinkStatus) -> None:
+        if link.refused is not None:
+            self.refused(link.refused)
+            return
         self._link = link
         self._update_online()
         self.publish()
@@ -73,8 +89,13 @@ class StatusBoard:
 
     def refused(self, error: str) -> None:
         """The broker refused us for good: say so until the client stops."""
+        if self.fatal_error is not None:
+            return
         self.fatal_error = error
         self.offline(error)
+        self._refused.set()
+        for listener in self._refusal_listeners:
+            listener(error)
 
     def consumers_ready(self) -> None:
         self._ready = True

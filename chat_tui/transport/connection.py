@@ -12,7 +12,11 @@ weakly: a channel that nothing references is not restored.
 
 Every publish carries the AMQP `user_id` of the login, which the broker checks. A
 refusal (the login, a right, a missing or differently declared object, the broker's
-certificate) is a `BrokerRefused` that says what to do: retrying cannot help.
+certificate) is a `BrokerRefused` that says what to do: retrying cannot help. That
+holds after the first connection too: aio-pika's reconnect loop retries every error
+forever, so while it reconnects the transport tries a plain connection of its own now
+and then, and a refusal there (or in restoring the channels) closes the robust
+connection and reports the refusal in `LinkStatus.refused`.
 """
 
 from __future__ import annotations
@@ -99,6 +103,9 @@ class LinkStatus:
     state: LinkState
     next_retry_at: datetime | None = None
     error: str | None = None
+    refused: str | None = None
+    """The broker refused us for good after the first connection (a login removed or
+    changed, a right taken away): what was refused and what to do. The link is closed."""
 
 
 @dataclass(frozen=True)
@@ -163,12 +170,17 @@ def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | N
     return None
 
 
-def _tls_context(ca_file: Path | None, insecure: bool) -> ssl.SSLContext | None:
+def skips_verification(url: str) -> bool:
+    """The URL asks for TLS without checking the broker's certificate (`no_verify_ssl`)."""
+    return URL(url).query.get("no_verify_ssl", "0") != "0"
+
+
+def _tls_context(ca_file: Path | None, *, verify: bool) -> ssl.SSLContext | None:
     """A context that trusts `ca_file`; None leaves TLS to the URL (system CAs)."""
     if ca_file is None:
         return None
     context = ssl.create_default_context(cafile=str(ca_file))
-    if insecure:
+    if not verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
@@ -208,7 +220,15 @@ class Transport:
         self.queue_type: QueueType = queue_type
         """The deployment's layout (protocol/queues.py), used in open mode, where the
         client declares its queues."""
-        self._tls_context = _tls_context(tls_ca_file, tls_insecure)
+        # `tls_insecure` only allows `no_verify_ssl` in the URL; it turns nothing off by
+        # itself. aiormq ignores the URL's flag once it is handed a context, so the
+        # context carries it.
+        if skips_verification(url) and not tls_insecure:
+            raise ValueError(
+                "no_verify_ssl in the URL turns off the check of the broker's certificate; "
+                "set tls_insecure to do that on purpose"
+            )
+        self._tls_context = _tls_context(tls_ca_file, verify=not skips_verification(url))
         self.heartbeat = heartbeat
         self.confirm_timeout = confirm_timeout
         self.reconnect_interval = reconnect_interval
@@ -226,6 +246,8 @@ class Transport:
         self._directory: AbstractQueue | None = None
         self._closing = False
         self._consumers: list[QueueConsumer] = []
+        self._refusal_task: asyncio.Task[None] | None = None
+        """Watches for a refusal while aio-pika reconnects, or acts on one."""
 
     @property
     def online(self) -> bool:
@@ -247,39 +269,8 @@ class Transport:
                 timeout=connect_timeout,
                 client_properties={"connection_name": f"chat-tui:{self.user_id}"},
             )
-        except ProbableAuthenticationError as exc:
-            raise AuthenticationRefused(
-                f"the broker at {redact(self.url)} refused the credentials of "
-                f"{self.login!r} ({_reply(exc)}): check the password (CHAT_TUI_PASSWORD, "
-                f"password_file or amqp_url); an administrator sets a new one with "
-                f"'chat-tui admin passwd {self.login}'"
-            ) from None
-        except InvalidFrameError as exc:
-            # RabbitMQ answers Connection.Open with Connection.Close when the login may
-            # not use the virtual host (or it does not exist); aiormq reports that as an
-            # unexpected frame and drops the reply text, so its name is all there is.
-            if "Connection.Close" not in str(exc):
-                raise BrokerUnreachable(
-                    f"cannot reach RabbitMQ at {redact(self.url)}: {_reply(exc)}"
-                ) from None
-            raise AuthenticationRefused(
-                f"the broker at {redact(self.url)} refused {self.login!r} access to its "
-                f"virtual host {URL(self.url).path.lstrip('/') or '/'!r}: it does not exist, "
-                "or the account has no permissions there; an administrator gives them "
-                f"with 'chat-tui admin add-user {self.login}'"
-            ) from None
         except (TimeoutError, OSError, AMQPError, RuntimeError) as exc:
-            certificate = _certificate_failure(exc)
-            if certificate is not None:
-                raise CertificateRefused(
-                    f"the certificate of the broker at {redact(self.url)} cannot be trusted "
-                    f"({certificate.verify_message or certificate}): give the CA that signed "
-                    "it with tls_ca_file (CHAT_TUI_TLS_CA_FILE), and connect by the host "
-                    "name the certificate names"
-                ) from None
-            raise BrokerUnreachable(
-                f"cannot reach RabbitMQ at {redact(self.url)}: {exc or type(exc).__name__}"
-            ) from None
+            raise self._connect_failure(exc) from None
         self._connection = connection
         try:
             # Bounded: a broker that stalls or goes down while we declare must not leave
@@ -314,6 +305,60 @@ class Transport:
         connection.reconnect_callbacks.add(self._on_restored)
         self._set_status(LinkStatus(LinkState.ONLINE))
         return inbox
+
+    def _connect_failure(self, exc: BaseException) -> BrokerRefused | BrokerUnreachable:
+        """What a failed attempt to open a connection means: a refusal, or "retry"."""
+        if isinstance(exc, ProbableAuthenticationError):
+            if self.accounts_mode:
+                # RabbitMQ says the same for a wrong password and an account removed.
+                what_to_do = (
+                    "check the password (CHAT_TUI_PASSWORD, password_file or amqp_url); an "
+                    f"administrator sets a new one with 'chat-tui admin passwd {self.login}', "
+                    "or, if the account was removed, adds it again with "
+                    f"'chat-tui admin add-user {self.login}'"
+                )
+            else:
+                what_to_do = self._open_mode_login()
+            return AuthenticationRefused(
+                f"the broker at {redact(self.url)} refused the credentials of "
+                f"{self.login!r} ({_reply(exc)}): {what_to_do}"
+            )
+        if isinstance(exc, InvalidFrameError) and "Connection.Close" in str(exc):
+            # RabbitMQ answers Connection.Open with Connection.Close when the login may
+            # not use the virtual host (or it does not exist); aiormq reports that as an
+            # unexpected frame and drops the reply text, so its name is all there is.
+            if self.accounts_mode:
+                what_to_do = (
+                    f"an administrator gives them with 'chat-tui admin add-user {self.login}'"
+                )
+            else:
+                what_to_do = self._open_mode_login()
+            return AuthenticationRefused(
+                f"the broker at {redact(self.url)} refused {self.login!r} access to its "
+                f"virtual host {URL(self.url).path.lstrip('/') or '/'!r}: it does not exist, "
+                f"or the account has no permissions there; {what_to_do}"
+            )
+        certificate = _certificate_failure(exc)
+        if certificate is not None:
+            return CertificateRefused(
+                f"the certificate of the broker at {redact(self.url)} cannot be trusted "
+                f"({certificate.verify_message or certificate}): give the CA that signed "
+                "it with tls_ca_file (CHAT_TUI_TLS_CA_FILE), and connect by the host "
+                "name the certificate names"
+            )
+        detail = _reply(exc) if isinstance(exc, InvalidFrameError) else str(exc)
+        return BrokerUnreachable(
+            f"cannot reach RabbitMQ at {redact(self.url)}: {detail or type(exc).__name__}"
+        )
+
+    def _open_mode_login(self) -> str:
+        """Why a shared login fails on a broker with accounts, which the issue wants said."""
+        return (
+            f"the login {self.login!r} differs from the user ID {self.user_id!r}, so "
+            "chat-tui runs in open mode, with a login everyone shares; if this broker has "
+            f"accounts, log in as {self.user_id!r}, with your own password "
+            "(CHAT_TUI_PASSWORD, password_file or amqp_url)"
+        )
 
     def _setup_refusal(self, exc: ChannelClosed) -> SetupRefused | None:
         """What a channel closed during set-up means; None for "retry"."""
@@ -433,10 +478,58 @@ class Transport:
     async def _on_lost(self, _sender: Any, exc: BaseException | None) -> None:
         if self._closing:
             return
+        # aio-pika calls this too when restoring the channels on a new link failed: a
+        # right taken away or (in accounts mode) an object deleted stays so.
+        if isinstance(exc, ChannelClosed):
+            refusal = self._restore_refusal(exc)
+            if refusal is not None:
+                # Not here: this runs in aio-pika's reconnect task, which closing the
+                # connection cancels and waits for.
+                self._stop_refusal_task()
+                self._refusal_task = asyncio.create_task(self._refuse(refusal))
+                return
         retry = datetime.now(UTC) + timedelta(seconds=self.reconnect_interval)
         reason = str(exc) if exc else "connection closed"
         log.warning("broker connection lost: %r", exc)
         self._set_status(LinkStatus(LinkState.RECONNECTING, next_retry_at=retry, error=reason))
+        if self._refusal_task is None or self._refusal_task.done():
+            self._refusal_task = asyncio.create_task(self._probe_for_refusal())
+
+    def _restore_refusal(self, exc: ChannelClosed) -> SetupRefused | None:
+        # On a cluster a classic queue whose node is down is NOT_FOUND until it is back.
+        if isinstance(exc, ChannelNotFoundEntity) and "down or inaccessible" in _reply(exc):
+            return None
+        return self._setup_refusal(exc)
+
+    async def _probe_for_refusal(self) -> None:
+        """While aio-pika reconnects, try a plain connection with the same login at the
+        same pace. aio-pika 10.2 keeps a failed attempt's error to its own loop (it only
+        logs it), so this is how a login removed or changed meanwhile is noticed."""
+        while True:
+            await asyncio.sleep(self.reconnect_interval)
+            if self._closing or self._connection is None or self.online:
+                return
+            try:
+                probe = await aio_pika.connect(
+                    connection_url(self.url, self._password),
+                    ssl_context=self._tls_context,
+                    timeout=max(self.reconnect_interval, 2.0),
+                    client_properties={"connection_name": f"chat-tui:{self.user_id}:probe"},
+                )
+            except (TimeoutError, OSError, AMQPError, RuntimeError) as exc:
+                failure = self._connect_failure(exc)
+                if isinstance(failure, BrokerRefused):
+                    await self._refuse(failure)
+                    return
+                continue
+            with contextlib.suppress(Exception):
+                await probe.close()
+
+    async def _refuse(self, refusal: BrokerRefused) -> None:
+        """Stop aio-pika's reconnecting for good, and say why."""
+        log.error("the broker refused us after connecting: %s", refusal)
+        await self.drop()
+        self._set_status(LinkStatus(LinkState.OFFLINE, error=str(refusal), refused=str(refusal)))
 
     async def _on_restored(self, _sender: Any) -> None:
         log.info("broker connection restored")
@@ -447,6 +540,7 @@ class Transport:
     async def drop(self) -> None:
         """Close this connection quietly so that `connect` can start afresh."""
         connection, self._connection = self._connection, None
+        self._stop_refusal_task()
         self._close_consumers()
         if connection is not None:
             self._closing = True
@@ -459,10 +553,16 @@ class Transport:
 
     async def close(self) -> None:
         self._closing = True
+        self._stop_refusal_task()
         self._close_consumers()
         if self._connection is not None:
             await self._connection.close()
         self._set_status(LinkStatus(LinkState.OFFLINE))
+
+    def _stop_refusal_task(self) -> None:
+        probe, self._refusal_task = self._refusal_task, None
+        if probe is not None and probe is not asyncio.current_task():
+            probe.cancel()
 
     # --- publishing ------------------------------------------------------------------
 

@@ -370,3 +370,59 @@ async def test_a_broker_certificate_nobody_vouches_for_is_refused_with_what_to_d
             "cannot be trusted ("
         ), refusal
         assert "tls_ca_file (CHAT_TUI_TLS_CA_FILE)" in refusal
+
+
+async def test_a_refused_shared_login_says_the_login_and_the_user_id_differ(
+    accounts: Accounts,
+) -> None:
+    await accounts.init()
+    # A shared login the broker does not know, for user carol: open mode.
+    settings = accounts.settings("carol", "shared", "not-the-password")
+    assert not settings.accounts_mode
+    refusal = await _refusal(accounts, settings)
+    assert "refused the credentials of 'shared'" in refusal
+    assert "the login 'shared' differs from the user ID 'carol'" in refusal
+    assert "log in as 'carol', with your own password" in refusal
+    # `chat-tui admin passwd` is for one's own account, not for a shared login.
+    assert "admin passwd" not in refusal
+
+
+def _other_ca(tmp_path: Path) -> Path:
+    """A CA that signed nothing the TLS node shows."""
+    command = (
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other-ca "
+        "-keyout other.key -out other.pem"
+    )
+    subprocess.run(command.split(), cwd=tmp_path, check=True, capture_output=True)
+    return tmp_path / "other.pem"
+
+
+@pytest.mark.broker
+async def test_tls_insecure_alone_still_checks_the_certificate(
+    tls_node: TlsNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHAT_TUI_CONFIG_FILE", str(tmp_path / "no-config.toml"))
+    settings = _tls_settings(tls_node, tmp_path, tls_ca_file=_other_ca(tmp_path), tls_insecure=True)
+    async with ChatClient(settings, RecordingSink()) as client:
+        assert not await client.wait_first_attempt(20)
+        refusal = client.fatal_error
+        assert refusal is not None, client.status
+        assert "cannot be trusted" in refusal
+
+
+@pytest.mark.broker
+async def test_no_verify_ssl_in_the_url_with_tls_insecure_skips_the_check(
+    tls_node: TlsNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHAT_TUI_CONFIG_FILE", str(tmp_path / "no-config.toml"))
+    settings = Settings(
+        user="alice",
+        amqp_url=f"{tls_node.tls_url}?no_verify_ssl=1",
+        namespace=NAMES.namespace,
+        data_dir=tmp_path,
+        reconnect_interval=0.5,
+        tls_ca_file=_other_ca(tmp_path),
+        tls_insecure=True,
+    )
+    async with ChatClient(settings, RecordingSink()) as client:
+        assert await client.wait_online(20), client.status
