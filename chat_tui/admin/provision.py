@@ -8,9 +8,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from chat_tui.admin.api import AdminError, ManagementApi
+from chat_tui.admin.deployments import foreign_deployments, other_namespaces
 from chat_tui.protocol.ids import InvalidIdError, validate_id
 from chat_tui.protocol.names import Names
-from chat_tui.protocol.permissions import AccountPermissions, chat_user_permissions
+from chat_tui.protocol.permissions import (
+    AccountPermissions,
+    TopicPermissions,
+    VhostPermissions,
+    chat_user_permissions,
+)
 from chat_tui.protocol.queues import (
     QueueSpec,
     QueueType,
@@ -72,6 +78,16 @@ class Provisioner:
         """The shared exchanges and queues, then warnings about risky accounts."""
         await self.api.check_vhost()
         await self.apply(shared_topology(self.names, self.queue_type))
+        others = other_namespaces(
+            self.names, ((found["name"], found["type"]) for found in await self.api.exchanges())
+        )
+        if others:
+            self.report(
+                f"warning: the vhost {self.api.vhost} also holds the namespace "
+                f"{', '.join(others)}: accounts belong to the whole broker and each has one "
+                "entry of rights per vhost, so two namespaces on one vhost take each other's "
+                "users' rights away; give each deployment a vhost of its own"
+            )
         for account in await self.api.users():
             name = account["name"]
             if name == "guest":
@@ -135,13 +151,15 @@ class Provisioner:
                 f"the exchange {self.names.messages_exchange} does not exist: "
                 "run 'chat-tui admin init' first"
             )
-        if await self.api.user(user_id) is None:
+        account = await self.api.user(user_id)
+        if account is None:
             chosen = password or new_password()
             await self.api.put_user(user_id, chosen, tags=[])
             self.report(f"account {user_id}: created")
             if password is None:
                 self.report(f"password of {user_id} (shown once): {chosen}")
         else:
+            await self._refuse_to_take_over(user_id, account)
             self.report(
                 f"account {user_id}: already there (password unchanged; "
                 f"'chat-tui admin passwd {user_id}' sets a new one)"
@@ -174,11 +192,62 @@ class Provisioner:
         await self.api.put_topic_permissions(user_id, wanted.topic)
         self.report(f"topic permissions of {user_id}: {'updated' if entries else 'set'}")
 
+    async def _refuse_to_take_over(self, user_id: str, account: Mapping[str, Any]) -> None:
+        """add-user makes and repairs chat users; an existing account that is something
+        else would lose its own rights on the vhost to a chat user's."""
+        self._refuse_the_admin_login(user_id)
+        tags = tags_of(account)
+        if tags:
+            raise AdminError(
+                f"{user_id} is an existing account with the tags {', '.join(tags)}: chat "
+                "users have none, and add-user would replace its rights on the vhost "
+                f"{self.api.vhost}; choose another user ID"
+            )
+        await self._refuse_another_deployments(user_id)
+
+    def _refuse_the_admin_login(self, user_id: str) -> None:
+        if user_id == self.api.login:
+            raise AdminError(
+                f"{user_id} is the login of the admin URL: chat users need accounts of "
+                "their own, and this one would lose its rights on the vhost "
+                f"{self.api.vhost}"
+            )
+
+    async def _refuse_another_deployments(self, user_id: str) -> None:
+        found = await self.api.user_permissions(user_id)
+        rights = (
+            None
+            if found is None
+            else VhostPermissions(found["configure"], found["write"], found["read"])
+        )
+        topic = [
+            TopicPermissions(entry["exchange"], entry["write"], entry["read"])
+            for entry in await self.api.user_topic_permissions(user_id)
+        ]
+        elsewhere = foreign_deployments(self.names, user_id, rights, topic)
+        if elsewhere:
+            raise AdminError(
+                f"{user_id} already has rights on vhost {self.api.vhost} for another "
+                f"deployment ({'; '.join(elsewhere)}); one vhost holds one accounts "
+                "deployment: give this namespace a vhost of its own"
+            )
+
+    async def _close_connections(self, user_id: str) -> None:
+        """RabbitMQ keeps connections opened before a new password or a deleted account:
+        a leaked login would stay on as a consumer of the inbox."""
+        count = await self.api.user_connections(user_id)
+        if count:
+            await self.api.close_user_connections(user_id)
+        self.report(f"connections of {user_id}: {f'{count} closed' if count else 'none open'}")
+
     async def remove_user(self, name: str) -> None:
         user_id = user_id_of(name)
         await self.api.check_vhost()
+        self._refuse_the_admin_login(user_id)
+        await self._refuse_another_deployments(user_id)
         gone = await self.api.delete_user(user_id)
         self.report(f"account {user_id}: {'deleted' if gone else 'not there'}")
+        await self._close_connections(user_id)
         for queue in (self.names.inbox_queue(user_id), self.names.receipts_queue(user_id)):
             gone = await self.api.delete_queue(queue)
             self.report(f"queue {queue}: {'deleted' if gone else 'not there'}")
@@ -196,3 +265,4 @@ class Provisioner:
         self.report(f"password of {user_id}: updated")
         if password is None:
             self.report(f"new password of {user_id} (shown once): {chosen}")
+        await self._close_connections(user_id)

@@ -11,14 +11,17 @@ from pathlib import Path
 
 import aio_pika
 import pytest
+from aio_pika.abc import AbstractConnection
 from aio_pika.exceptions import ProbableAuthenticationError
 from aiormq.exceptions import ChannelAccessRefused
 
-from chat_tui.protocol.names import receipt_key, user_key
-from chat_tui.protocol.permissions import chat_user_permissions
+from chat_tui.admin.deployments import namespace_of_rights
+from chat_tui.protocol.names import Names, receipt_key, user_key
+from chat_tui.protocol.permissions import VhostPermissions, chat_user_permissions
 from chat_tui.protocol.queues import DEAD_LETTERS_MAX_LENGTH, personal_queue_arguments
 from tests.accounts.node import ManagedNode
 from tests.accounts.provisioning import Admin
+from tests.conftest import eventually
 
 
 def failed(result: subprocess.CompletedProcess[str]) -> str:
@@ -36,6 +39,13 @@ def admin(managed_node: ManagedNode, vhost: str, tmp_path: Path) -> Iterator[Adm
     yield chat_admin
     for name in chat_admin.accounts:
         managed_node.delete_user(name)
+
+
+def closed_by_broker(connection: AbstractConnection) -> bool:
+    """aio-pika marks a connection closed only when closed from our side; aiormq's
+    underneath sees the broker's Connection.Close."""
+    underlay = connection.transport
+    return underlay is None or underlay.connection.is_closed
 
 
 async def in_thread(admin: Admin, *args: str, stdin: str | None = None) -> list[str]:
@@ -137,13 +147,17 @@ def test_add_user_refuses_a_bad_name_an_empty_password_and_a_missing_init(admin:
     assert not {user["name"] for user in users} & admin.accounts
 
 
-async def test_passwd_replaces_the_password(admin: Admin) -> None:
+async def test_passwd_replaces_the_password_and_closes_the_old_logins(admin: Admin) -> None:
     await in_thread(admin, "init")
     name, old = await asyncio.to_thread(admin.add_user, "dave")
+    leaked = await aio_pika.connect(admin.node.amqp_url(name, old, admin.vhost))
     lines = await in_thread(admin, "passwd", name)
     assert lines[0] == f"password of {name}: updated"
     new = lines[1].rsplit(" ", 1)[1]
     assert lines[1] == f"new password of {name} (shown once): {new}"
+    # RabbitMQ keeps a connection opened with the old password unless it is closed.
+    assert lines[2] == f"connections of {name}: 1 closed"
+    await eventually(lambda: closed_by_broker(leaked), what="the old login's connection to close")
     with pytest.raises(ProbableAuthenticationError):
         await aio_pika.connect(admin.node.amqp_url(name, old, admin.vhost))
     connection = await aio_pika.connect(admin.node.amqp_url(name, new, admin.vhost))
@@ -158,18 +172,27 @@ async def test_remove_user_deletes_the_account_and_its_queues(admin: Admin) -> N
     await in_thread(admin, "init")
     name, password = await asyncio.to_thread(admin.add_user, "erin")
     names = admin.names
+    still_open = await aio_pika.connect(admin.node.amqp_url(name, password, admin.vhost))
     assert await in_thread(admin, "remove-user", name) == [
         f"account {name}: deleted",
+        # RabbitMQ closes a deleted account's connections itself; remove-user checks.
+        f"connections of {name}: none open",
         f"queue {names.inbox_queue(name)}: deleted",
         f"queue {names.receipts_queue(name)}: deleted",
     ]
+    await eventually(lambda: closed_by_broker(still_open), what="the removed account's connection")
     with pytest.raises(ProbableAuthenticationError):
         await aio_pika.connect(admin.node.amqp_url(name, password, admin.vhost))
     queues = admin.api_get(f"api/queues/{admin.v}")
     assert isinstance(queues, list)
     assert {q["name"] for q in queues} == {names.dead_letters_queue, names.directory_stream}
     again = await in_thread(admin, "remove-user", name)
-    assert [line.rsplit(": ", 1)[1] for line in again] == ["not there"] * 3
+    assert [line.rsplit(": ", 1)[1] for line in again] == [
+        "not there",
+        "none open",
+        "not there",
+        "not there",
+    ]
 
 
 def test_users_lists_the_accounts_beside_the_chat_users(admin: Admin) -> None:
@@ -259,3 +282,72 @@ def test_an_unreachable_management_port_and_a_missing_vhost_are_clear_errors(
 def test_a_url_without_credentials_is_refused_before_any_request(admin: Admin) -> None:
     line = failed(admin.run("check", admin_url="http://127.0.0.1:15672/"))
     assert "is not http(s)://USER:PASSWORD@HOST:PORT/" in line
+
+
+def _rights(admin: Admin, user: str) -> object:
+    """An account's vhost and topic permissions, as the management API shows them."""
+    vhost = admin.api_get(f"api/permissions/{admin.v}/{user}")
+    topic = admin.api_get(f"api/vhosts/{admin.v}/topic-permissions")
+    assert isinstance(topic, list)
+    return vhost, [entry for entry in topic if entry["user"] == user]
+
+
+def test_add_user_refuses_the_admin_login_and_an_account_with_tags(admin: Admin) -> None:
+    admin.ok("init")
+    own_rights = _rights(admin, "admin")
+    line = failed(admin.run("add-user", "admin"))
+    assert "admin is the login of the admin URL: chat users need accounts of their own" in line
+    assert "admin is the login of the admin URL" in failed(admin.run("remove-user", "admin"))
+    assert _rights(admin, "admin") == own_rights
+
+    watcher = admin.user_id("watcher")
+    admin.api_put(f"api/users/{watcher}", {"password": "x", "tags": "monitoring"})
+    admin.api_put(
+        f"api/permissions/{admin.v}/{watcher}", {"configure": "", "write": "", "read": ".*"}
+    )
+    watcher_rights = _rights(admin, watcher)
+    assert failed(admin.run("add-user", watcher)).endswith(
+        f"{watcher} is an existing account with the tags monitoring: chat users have none, "
+        f"and add-user would replace its rights on the vhost {admin.vhost}; "
+        "choose another user ID"
+    )
+    assert _rights(admin, watcher) == watcher_rights
+
+
+def test_two_namespaces_on_one_vhost_cannot_take_each_others_users(
+    admin: Admin, managed_node: ManagedNode, tmp_path: Path
+) -> None:
+    admin.ok("init")
+    alice, _ = admin.add_user("alice")
+    alice_rights = _rights(admin, alice)
+    ns = admin.names.namespace
+    # A namespace nested in the first one's names: its exchange NS.inbox.messages is also
+    # the name of the inbox the first namespace would give a user called "messages".
+    other = Admin(managed_node, admin.vhost, tmp_path)
+    other.names = Names(f"{admin.names.namespace}.inbox")
+    warned = [line for line in other.ok("init") if line.startswith("warning: the vhost")]
+    assert warned == [
+        f"warning: the vhost {admin.vhost} also holds the namespace {admin.names.namespace}: "
+        "accounts belong to the whole broker and each has one entry of rights per vhost, so "
+        "two namespaces on one vhost take each other's users' rights away; give each "
+        "deployment a vhost of its own"
+    ]
+    refusal = (
+        f"{alice} already has rights on vhost {admin.vhost} for another deployment "
+        f"(namespace {ns}; topic permissions on {ns}.messages); one vhost holds one "
+        "accounts deployment: give this namespace a vhost of its own"
+    )
+    assert failed(other.run("add-user", alice)).endswith(refusal)
+    assert failed(other.run("remove-user", alice)).endswith(refusal)
+    assert _rights(admin, alice) == alice_rights
+    assert admin.ok("add-user", alice)[0].startswith(f"account {alice}: already there")
+
+
+def test_a_chat_users_rights_name_their_namespace_and_nothing_else_does() -> None:
+    for namespace in ("chat", "team-a.chat", "chat.inbox"):
+        rights = chat_user_permissions(Names(namespace), "alice").vhost
+        assert namespace_of_rights("alice", rights) == namespace
+    assert namespace_of_rights("alice", VhostPermissions(".*", ".*", ".*")) is None
+    assert namespace_of_rights("bob", chat_user_permissions(Names("chat"), "alice").vhost) is None
+    widened = chat_user_permissions(Names("chat"), "alice").vhost
+    assert namespace_of_rights("alice", VhostPermissions(".*", widened.write, ".*")) is None
