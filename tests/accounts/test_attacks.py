@@ -507,10 +507,15 @@ async def test_5_forged_receipts_do_not_count(
     with attacks.attempt(
         "5d",
         "mallory marks alice's DM to bob read in her own name",
-        "alice's cache: a DM counts its recipient's receipts only",
-        "not counted; bob's real receipt then says delivered",
+        "alice's cache: a receipt counts from its message's recipients only",
+        "ignored; bob's real receipt then says delivered",
     ):
         await forge_read(login, accounts, alice, mallory.user, waiting, mallory.user)
+        ignored += 1
+        await eventually(
+            lambda: alice_client.receipts.unverified == ignored, what="alice's verdict"
+        )
+        assert await status_of(alice_client, waiting) == ("sent", 0, 0)
         # Bob's own receipt comes after the forgeries in alice's receipts queue.
         bob_client = await accounts.client(bob)
         await eventually(lambda: "attack 5: unread in bob's inbox" in shown(bob_client), what="DM")
