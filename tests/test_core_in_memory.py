@@ -169,3 +169,11 @@ async def test_a_publish_the_broker_refuses_fails_with_the_refusal_not_unknown_u
     assert change.status == "failed"
     assert change.error is not None and "does not let 'alice' publish" in change.error
     assert any("does not let 'alice' publish" in p for p in sink_of(alice).problems)
+
+
+async def test_wait_refused_returns_what_was_refused(world: MemoryWorld) -> None:
+    world.broker.refused_users.add("mallory")
+    mallory = await world.client("mallory", online=False)
+    async with asyncio.timeout(5):
+        refusal = await mallory.wait_refused()
+    assert refusal == mallory.fatal_error

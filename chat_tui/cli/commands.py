@@ -90,7 +90,6 @@ async def tail(settings: Settings, args: argparse.Namespace) -> int:
     sink = PrintingSink(json_lines=args.json)
     async with ChatClient(settings, sink) as client:
         await _connect(client, required=True)
-        assert client.inbox is not None
         if client.status.standby:
             print(
                 f"another chat-tui of {settings.user} is receiving; this one waits as standby",
@@ -98,7 +97,21 @@ async def tail(settings: Settings, args: argparse.Namespace) -> int:
             )
         if args.count is not None:
             client.inbox.show_at_most(args.count)
-        await follow_printed(sink, client.mark_read, count=args.count, idle=args.idle)
+        following = asyncio.ensure_future(
+            follow_printed(sink, client.mark_read, count=args.count, idle=args.idle)
+        )
+        refused = asyncio.ensure_future(client.wait_refused())
+        try:
+            await asyncio.wait({following, refused}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (following, refused):
+                task.cancel()
+            await asyncio.gather(following, refused, return_exceptions=True)
+        if refused.done() and not refused.cancelled():
+            # Removed, a new password, rights taken away: waiting cannot help.
+            raise ChatError(refused.result())
+        if not following.cancelled():
+            following.result()
         await _finish(client)
     return 0
 

@@ -229,6 +229,11 @@ class ChatClient:
         was refused and what to do."""
         return self._status.fatal_error
 
+    async def wait_refused(self) -> str:
+        """Wait until the broker refuses this client for good (at the first connection or
+        later); return what was refused and what to do."""
+        return await self._status.wait_refused()
+
     async def wait_first_attempt(self, timeout: float | None = None) -> bool:
         """Wait for the first connection attempt to end; return whether it succeeded."""
         with contextlib.suppress(TimeoutError):
