@@ -9,16 +9,34 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from chat_tui.admin.accounts import gather_accounts
+from pydantic import SecretStr
+from yarl import URL
+
+from chat_tui.admin.accounts import Account, gather_accounts
 from chat_tui.admin.api import AdminError, ManagementApi, vhost_of
 from chat_tui.admin.audit import audit
 from chat_tui.admin.provision import Provisioner
 from chat_tui.config import Settings
+from chat_tui.core.directory_snapshot import DirectorySnapshot, directory_snapshot
 from chat_tui.protocol.names import Names
 
 ADMIN_URL_ENV = "CHAT_TUI_ADMIN_URL"
 
-Action = Callable[[Provisioner, argparse.Namespace], Coroutine[Any, Any, int]]
+Action = Callable[[Provisioner, argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+"""An action; its Settings log in to AMQP as the administrator (see `_as_admin`)."""
+
+
+def _as_admin(settings: Settings, admin_url: str) -> Settings:
+    """`settings` with the admin URL's login on amqp_url's host, port and vhost."""
+    admin = URL(admin_url)
+    amqp_url = str(URL(settings.amqp_url).with_user(admin.user).with_password(None))
+    return settings.model_copy(
+        update={
+            "amqp_url": amqp_url,
+            "password": SecretStr(admin.password or ""),
+            "password_file": None,
+        }
+    )
 
 
 def _password(args: argparse.Namespace) -> str | None:
@@ -31,43 +49,69 @@ def _password(args: argparse.Namespace) -> str | None:
     return password
 
 
-async def _init(provisioner: Provisioner, args: argparse.Namespace) -> int:
+async def _init(provisioner: Provisioner, args: argparse.Namespace, admin: Settings) -> int:
     await provisioner.init()
     return 0
 
 
-async def _add_user(provisioner: Provisioner, args: argparse.Namespace) -> int:
+async def _add_user(provisioner: Provisioner, args: argparse.Namespace, admin: Settings) -> int:
     await provisioner.add_user(args.name, _password(args))
     return 0
 
 
-async def _remove_user(provisioner: Provisioner, args: argparse.Namespace) -> int:
+async def _remove_user(provisioner: Provisioner, args: argparse.Namespace, admin: Settings) -> int:
     await provisioner.remove_user(args.name)
     return 0
 
 
-async def _passwd(provisioner: Provisioner, args: argparse.Namespace) -> int:
+async def _passwd(provisioner: Provisioner, args: argparse.Namespace, admin: Settings) -> int:
     await provisioner.passwd(args.name, _password(args))
     return 0
 
 
-async def _users(provisioner: Provisioner, args: argparse.Namespace) -> int:
-    """Accounts beside chat users: a chat user's queues exist from add-user on, so they
-    stand for the directory without reading the stream."""
-    names = provisioner.names
-    for account in await gather_accounts(provisioner.api, names):
-        queues = {
-            (True, True): "chat user (inbox and receipts)",
-            (True, False): "inbox only",
-            (False, True): "receipts only",
-            (False, False): "no chat queues",
-        }[(account.has_inbox, account.has_receipts)]
-        tags = f"  [{', '.join(account.tags)}]" if account.tags else ""
-        provisioner.report(f"{account.name:<32}  {queues}{tags}")
+_QUEUES = {
+    (True, True): "chat user (inbox and receipts)",
+    (True, False): "inbox only",
+    (False, True): "receipts only",
+    (False, False): "no chat queues",
+}
+
+
+def _directory_side(name: str, account: Account | None, snapshot: DirectorySnapshot) -> str:
+    if name not in snapshot.users:
+        # Only a chat user's account is expected in the directory, not the admin's.
+        chat_user = account is not None and account.has_queues
+        return "not registered" + ("  (account without directory entry)" * chat_user)
+    groups = len(snapshot.groups_of(name))
+    entry = f"registered, in {groups} group{'s' * (groups != 1)}"
+    return entry if account else f"{entry}  (directory entry without account)"
+
+
+def _account_side(account: Account | None) -> str:
+    if account is None:
+        return "no account"
+    tags = f"  [{', '.join(account.tags)}]" if account.tags else ""
+    return f"{_QUEUES[(account.has_inbox, account.has_receipts)]}{tags}"
+
+
+async def _users(provisioner: Provisioner, args: argparse.Namespace, admin: Settings) -> int:
+    """Every account beside the directory: each name that either knows, one per line.
+    The directory is read as the clients of a deployment with accounts read it."""
+    accounts = {a.name: a for a in await gather_accounts(provisioner.api, provisioner.names)}
+    snapshot = await directory_snapshot(admin, verify_senders=True)
+    for name in sorted(accounts.keys() | snapshot.users):
+        account = accounts.get(name)
+        # The account side last: its wording was this command's whole line before.
+        provisioner.report(
+            f"{name:<32}  directory: {_directory_side(name, account, snapshot):<44}  "
+            f"account: {_account_side(account)}"
+        )
+    if snapshot.skipped:
+        provisioner.report(f"directory: {snapshot.skipped} entries skipped as invalid")
     return 0
 
 
-async def _check(provisioner: Provisioner, args: argparse.Namespace) -> int:
+async def _check(provisioner: Provisioner, args: argparse.Namespace, admin: Settings) -> int:
     api = provisioner.api
     accounts = await gather_accounts(api, provisioner.names)
     findings = audit(accounts, provisioner.names, api.vhost, me=api.login)
@@ -87,7 +131,7 @@ ACTIONS: dict[str, tuple[Action, str]] = {
     "add-user": (_add_user, "create a chat user's account, queues and permissions"),
     "remove-user": (_remove_user, "delete a chat user's account and queues"),
     "passwd": (_passwd, "set a new password for an account"),
-    "users": (_users, "list the accounts and which are chat users"),
+    "users": (_users, "list the accounts beside the directory's users"),
     "check": (_check, "audit every account's rights; exit 1 on drift"),
 }
 
@@ -129,4 +173,4 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         provisioner = Provisioner(
             api, Names(settings.namespace), report=print, queue_type=settings.queue_type
         )
-        return await action(provisioner, args)
+        return await action(provisioner, args, _as_admin(settings, admin_url))

@@ -16,11 +16,12 @@ from aio_pika.exceptions import ProbableAuthenticationError
 from aiormq.exceptions import ChannelAccessRefused
 
 from chat_tui.admin.deployments import namespace_of_rights
+from chat_tui.config import CONFIG_FILE_ENV
 from chat_tui.protocol.names import Names, receipt_key, user_key
 from chat_tui.protocol.permissions import VhostPermissions, chat_user_permissions
 from chat_tui.protocol.queues import DEAD_LETTERS_MAX_LENGTH, personal_queue_arguments
 from tests.accounts.node import ManagedNode
-from tests.accounts.provisioning import Admin
+from tests.accounts.provisioning import AccountsDeployment, Admin
 from tests.conftest import eventually
 
 
@@ -351,3 +352,33 @@ def test_a_chat_users_rights_name_their_namespace_and_nothing_else_does() -> Non
     assert namespace_of_rights("bob", chat_user_permissions(Names("chat"), "alice").vhost) is None
     widened = chat_user_permissions(Names("chat"), "alice").vhost
     assert namespace_of_rights("alice", VhostPermissions(".*", widened.write, ".*")) is None
+
+
+async def test_users_shows_who_registered_in_the_directory_beside_the_accounts(
+    admin: Admin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Keep a developer's own config.toml out: accounts mode checks who can read it.
+    monkeypatch.setenv(CONFIG_FILE_ENV, str(admin.data_dir / "no-config.toml"))
+    await in_thread(admin, "init")
+    deployment = AccountsDeployment(admin)
+    started = await asyncio.to_thread(deployment.add_user, "lena")
+    idle = await asyncio.to_thread(deployment.add_user, "omar")
+    try:
+        lena = await deployment.client(started)
+        await lena.create_group("ops")
+        await lena.join_group("ops")
+
+        async def lena_in_her_group() -> bool:
+            listed = {line.split()[0]: line for line in await in_thread(admin, "users")}
+            return "registered, in 1 group " in listed[started.user]
+
+        await eventually(lena_in_her_group, timeout=20, what="lena registered in ops")
+    finally:
+        await deployment.stop_all()
+    listed = {line.split()[0]: line for line in await in_thread(admin, "users")}
+    assert "(directory entry without account)" not in listed[started.user]
+    assert listed[started.user].endswith("chat user (inbox and receipts)")
+    assert "directory: not registered  (account without directory entry)" in listed[idle.user]
+    assert listed[idle.user].endswith("chat user (inbox and receipts)")
+    assert "directory: not registered " in listed["admin"]
+    assert "account without directory entry" not in listed["admin"]
