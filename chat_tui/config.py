@@ -35,7 +35,9 @@ CONFIG_FILE_ENV = "CHAT_TUI_CONFIG_FILE"
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages shown to people."""
+    """The URL (or comma-separated URLs) without a password, for messages shown to people."""
+    if "," in url:
+        return ", ".join(redact(each) for each in split_urls(url))
     parsed = URL(url)
     return str(parsed.with_password("***")) if parsed.password else url
 
@@ -60,6 +62,18 @@ def connection_url(url: str, password: SecretStr | None) -> str:
     return str(parsed.with_user(parsed.user or "guest").with_password(password.get_secret_value()))
 
 
+def split_urls(value: str) -> list[str]:
+    """The broker URLs in `amqp_url`: one, or several separated by commas."""
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def node_of(url: str) -> str:
+    """The `host:port` a URL connects to: which node of a cluster, fit to show."""
+    parsed = URL(url)
+    port = parsed.port or (5671 if parsed.scheme == "amqps" else 5672)
+    return f"{parsed.host}:{port}"
+
+
 def readable_by_others(path: Path) -> bool:
     """Whether anyone but the owner may read or write the file (ssh's rule for keys)."""
     return bool(stat.S_IMODE(path.stat().st_mode) & 0o077)
@@ -77,8 +91,11 @@ def _toml_holds_password(path: Path) -> bool:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return False  # the settings source reports what it cannot read
-    url = values.get("amqp_url")
-    return "password" in values or (isinstance(url, str) and URL(url).password is not None)
+    urls = values.get("amqp_url")
+    listed = urls if isinstance(urls, list) else [urls]
+    return "password" in values or any(
+        isinstance(url, str) and URL(url).password is not None for url in listed
+    )
 
 
 def config_file() -> Path:
@@ -111,8 +128,10 @@ class Settings(BaseSettings):
     user: str = Field(default_factory=default_user)
     """The user ID this client acts as."""
     amqp_url: str = Field(default="amqp://guest:guest@localhost:5672/", repr=False)
-    """The broker to connect to. Its password is better kept in `password_file`; left
-    out of the settings' repr, so that no traceback or log shows it."""
+    """The broker to connect to, or the nodes of a cluster: a list in the TOML file,
+    comma-separated in a flag or CHAT_TUI_AMQP_URL (kept here comma-separated; see
+    `broker_urls`). Its password is better kept in `password_file`; left out of the
+    settings' repr, so that no traceback or log shows it."""
     password: SecretStr | None = None
     """The broker password (CHAT_TUI_PASSWORD); it wins over one in `amqp_url`."""
     password_file: Path | None = None
@@ -139,6 +158,34 @@ class Settings(BaseSettings):
     """Seconds between reconnection attempts."""
     theme: str = "textual-dark"
     """The Textual theme of the full-screen app."""
+
+    @field_validator("amqp_url", mode="before")
+    @classmethod
+    def _urls_are_one_login(cls, value: object) -> object:
+        if isinstance(value, list):
+            if not all(isinstance(url, str) for url in value):
+                raise ValueError("a list of amqp:// or amqps:// URLs is expected")
+            value = ",".join(value)
+        if not isinstance(value, str):
+            return value  # pydantic says what type it wanted
+        urls = split_urls(value)
+        if not urls:
+            raise ValueError("no broker URL given")
+        for url in urls:
+            if URL(url).scheme not in ("amqp", "amqps") or not URL(url).host:
+                raise ValueError(f"{redact(url)} is not an amqp:// or amqps:// URL")
+        # The login decides the mode (accounts or open) and is the user_id of every
+        # publish, so the nodes of one deployment cannot differ in it.
+        logins = {login_of(url) for url in urls}
+        passwords = {URL(url).password for url in urls} - {None}
+        if len(logins) > 1 or len(passwords) > 1:
+            raise ValueError(
+                "the broker URLs log in differently (users "
+                f"{', '.join(sorted(logins))}): every node of a deployment takes the "
+                "same login; give the same user in each URL, and the password once "
+                "(password_file or CHAT_TUI_PASSWORD)"
+            )
+        return ",".join(urls)
 
     @field_validator("user")
     @classmethod
@@ -172,7 +219,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _broker_access_is_safe(self) -> Self:
-        url = URL(self.amqp_url)
+        urls = [URL(url) for url in self.broker_urls]
         if self.password is not None and self.password_file is not None:
             raise ValueError("password: give either password or password_file, not both")
         if self.password_file is not None:
@@ -183,13 +230,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"password_file: {problem}") from None
             # Editors and `echo` end the file with a newline; it is not part of the password.
             self._file_password = SecretStr(text.rstrip("\r\n"))
-        if url.query.get("no_verify_ssl", "0") != "0" and not self.tls_insecure:
+        if (
+            any(url.query.get("no_verify_ssl", "0") != "0" for url in urls)
+            and not self.tls_insecure
+        ):
             raise ValueError(
                 "amqp_url: no_verify_ssl turns off the check of the broker's certificate; "
                 "give the CA that signed it with tls_ca_file, or set tls_insecure = true "
                 "to run without the check on purpose"
             )
-        if self.tls_ca_file is not None and url.scheme != "amqps":
+        if self.tls_ca_file is not None and any(url.scheme != "amqps" for url in urls):
             raise ValueError("tls_ca_file: set, but amqp_url does not use TLS (amqps://)")
         # In open mode the password is the login everyone shares; in accounts mode it is
         # this one person's identity, and a readable file gives it away.
@@ -221,14 +271,20 @@ class Settings(BaseSettings):
         return self.data_dir / f"{self.namespace}-{self.user}.sqlite3"
 
     @property
+    def broker_urls(self) -> list[str]:
+        """Every URL of `amqp_url`, in the order the client tries them, with no password."""
+        return [without_password(url) for url in split_urls(self.amqp_url)]
+
+    @property
     def broker_login(self) -> str:
-        """The username the client logs in to the broker with (AMQP's default: guest)."""
-        return login_of(self.amqp_url)
+        """The username the client logs in to the broker with (AMQP's default: guest);
+        the same in every URL."""
+        return login_of(split_urls(self.amqp_url)[0])
 
     @property
     def broker_url(self) -> str:
-        """`amqp_url` without its password: what the transport keeps and shows."""
-        return without_password(self.amqp_url)
+        """The first URL of `amqp_url` without its password."""
+        return self.broker_urls[0]
 
     @property
     def broker_password(self) -> SecretStr | None:
@@ -237,7 +293,7 @@ class Settings(BaseSettings):
             return self.password
         if self._file_password is not None:
             return self._file_password
-        in_url = URL(self.amqp_url).password
+        in_url = URL(split_urls(self.amqp_url)[0]).password
         return SecretStr(in_url) if in_url is not None else None
 
     @property
