@@ -83,7 +83,7 @@ class ChatClient:
         """What the faces read from the cache."""
         self._status = StatusBoard(self.sink.connection_changed)
         self.transport: BrokerLink = transport or Transport(
-            settings.broker_urls,
+            settings.broker_url,
             self.names,
             self.me,
             password=settings.broker_password,

@@ -17,16 +17,6 @@ holds after the first connection too: aio-pika's reconnect loop retries every er
 forever, so while it reconnects the transport tries a plain connection of its own now
 and then, and a refusal there (or in restoring the channels) closes the robust
 connection and reports the refusal in `LinkStatus.refused`.
-
-Failover: given the URLs of several nodes, `connect` takes the first that answers, and
-after a loss the reconnect goes to the next node, round the list. aio-pika has no list
-of hosts (its issue #141), but its robust connection dials `connection.url` afresh on
-every attempt (aio-pika 10.2, pinned <11 in pyproject.toml; `url` is a public attribute
-that aio-pika's own `update_secret` reassigns too). So the transport points `url` at the
-next node when the link is lost, and the refusal probe, which tries a plain connection
-at aio-pika's pace anyway, moves it on again while the node it points at is down. The
-restore after a failover is then aio-pika's ordinary one: the same channels, the same
-consumers, and a dead channel's deliveries are never acked, as after any reconnect.
 """
 
 from __future__ import annotations
@@ -36,7 +26,7 @@ import contextlib
 import logging
 import re
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -67,7 +57,7 @@ from aiormq.exceptions import (
 from pydantic import SecretStr
 from yarl import URL
 
-from chat_tui.config import connection_url, login_of, node_of, redact, without_password
+from chat_tui.config import connection_url, login_of, redact, without_password
 from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import Names, group_key
 from chat_tui.protocol.queues import QueueType, type_bound_arguments
@@ -116,8 +106,6 @@ class LinkStatus:
     refused: str | None = None
     """The broker refused us for good after the first connection (a login removed or
     changed, a right taken away): what was refused and what to do. The link is closed."""
-    node: str | None = None
-    """`host:port` of the node the link is on, while it is online."""
 
 
 @dataclass(frozen=True)
@@ -203,7 +191,7 @@ class Transport:
 
     def __init__(
         self,
-        url: str | Sequence[str],
+        url: str,
         names: Names,
         user_id: str,
         *,
@@ -217,24 +205,15 @@ class Transport:
         reconnect_interval: float = 2.0,
         prefetch: int = 1600,
     ) -> None:
-        given = [url] if isinstance(url, str) else list(url)
-        if not given:
-            raise ValueError("no broker URL given")
-        if len({login_of(each) for each in given}) > 1:
-            raise ValueError("the broker URLs must all log in with the same username")
-        in_url = URL(given[0]).password
-        self.urls = tuple(without_password(each) for each in given)
-        """The nodes to try, in order, without the password."""
-        self._current = 0
-        """The index in `urls` of the node the link is on, or tries next."""
-        self.url = self.urls[0]
-        """The URL of the node the link is on (or last tried), without the password."""
+        in_url = URL(url).password
+        self.url = without_password(url)
+        """The broker's URL without the password, fit to show."""
         if password is None and in_url is not None:
             password = SecretStr(in_url)
         self._password = password
         self.names = names
         self.user_id = user_id
-        self.login = login_of(given[0])
+        self.login = login_of(url)
         """The broker username: the `user_id` property of every publish."""
         self.accounts_mode = accounts_mode
         """Declare nothing shared: look up what `chat-tui admin` created."""
@@ -244,13 +223,12 @@ class Transport:
         # `tls_insecure` only allows `no_verify_ssl` in the URL; it turns nothing off by
         # itself. aiormq ignores the URL's flag once it is handed a context, so the
         # context carries it.
-        skip_verification = any(skips_verification(each) for each in given)
-        if skip_verification and not tls_insecure:
+        if skips_verification(url) and not tls_insecure:
             raise ValueError(
                 "no_verify_ssl in the URL turns off the check of the broker's certificate; "
                 "set tls_insecure to do that on purpose"
             )
-        self._tls_context = _tls_context(tls_ca_file, verify=not skip_verification)
+        self._tls_context = _tls_context(tls_ca_file, verify=not skips_verification(url))
         self.heartbeat = heartbeat
         self.confirm_timeout = confirm_timeout
         self.reconnect_interval = reconnect_interval
@@ -280,42 +258,8 @@ class Transport:
         self.on_status(status)
 
     async def connect(self, connect_timeout: float = 5.0) -> InboxAtConnect:
-        """Connect to the first node that answers, declare the topology, and say what was
-        found of this user's inbox. A refusal ends the round: every node has the same
-        accounts and objects, so the next would refuse alike."""
+        """Connect, declare the topology, and say what was found of this user's inbox."""
         self._set_status(LinkStatus(LinkState.CONNECTING))
-        failures: list[BrokerUnreachable] = []
-        for index, url in enumerate(self.urls):
-            self._current, self.url = index, url
-            try:
-                inbox = await self._connect_to_node(connect_timeout)
-            except BrokerUnreachable as exc:
-                if len(self.urls) > 1:
-                    log.info("%s; trying the next node", exc)
-                failures.append(exc)
-                continue
-            log.info("connected to RabbitMQ at %s", redact(self.url))
-            self._set_status(self._online_status())
-            return inbox
-        if len(failures) == 1:
-            raise failures[0]
-        raise BrokerUnreachable(
-            f"cannot reach any of the {len(failures)} RabbitMQ nodes: "
-            + "; ".join(str(failure) for failure in failures)
-        )
-
-    def _online_status(self) -> LinkStatus:
-        return LinkStatus(LinkState.ONLINE, node=node_of(self.url))
-
-    def _point_at(self, index: int) -> None:
-        """Make `urls[index]` the node aio-pika's next reconnect attempt dials."""
-        self._current = index % len(self.urls)
-        self.url = self.urls[self._current]
-        if isinstance(self._connection, aio_pika.RobustConnection):
-            self._connection.url = URL(connection_url(self.url, self._password))
-
-    async def _connect_to_node(self, connect_timeout: float) -> InboxAtConnect:
-        """One node: open the robust connection and declare, or raise why not."""
         try:
             connection = await aio_pika.connect_robust(
                 connection_url(self.url, self._password),
@@ -359,6 +303,7 @@ class Transport:
             raise
         connection.close_callbacks.add(self._on_lost)
         connection.reconnect_callbacks.add(self._on_restored)
+        self._set_status(LinkStatus(LinkState.ONLINE))
         return inbox
 
     def _connect_failure(self, exc: BaseException) -> BrokerRefused | BrokerUnreachable:
@@ -543,10 +488,6 @@ class Transport:
                 self._stop_refusal_task()
                 self._refusal_task = asyncio.create_task(self._refuse(refusal))
                 return
-        if len(self.urls) > 1:
-            # aio-pika tries again at once: the node that failed us is the least likely
-            # to answer, so that attempt goes to the next one.
-            self._point_at(self._current + 1)
         retry = datetime.now(UTC) + timedelta(seconds=self.reconnect_interval)
         reason = str(exc) if exc else "connection closed"
         log.warning("broker connection lost: %r", exc)
@@ -563,16 +504,14 @@ class Transport:
     async def _probe_for_refusal(self) -> None:
         """While aio-pika reconnects, try a plain connection with the same login at the
         same pace. aio-pika 10.2 keeps a failed attempt's error to its own loop (it only
-        logs it), so this is how a login removed or changed meanwhile is noticed. With
-        several nodes it is also how the reconnect moves on from one that is down."""
+        logs it), so this is how a login removed or changed meanwhile is noticed."""
         while True:
             await asyncio.sleep(self.reconnect_interval)
             if self._closing or self._connection is None or self.online:
                 return
-            candidate = self._current
             try:
                 probe = await aio_pika.connect(
-                    connection_url(self.urls[candidate], self._password),
+                    connection_url(self.url, self._password),
                     ssl_context=self._tls_context,
                     timeout=max(self.reconnect_interval, 2.0),
                     client_properties={"connection_name": f"chat-tui:{self.user_id}:probe"},
@@ -582,8 +521,6 @@ class Transport:
                 if isinstance(failure, BrokerRefused):
                     await self._refuse(failure)
                     return
-                if len(self.urls) > 1 and candidate == self._current and not self.online:
-                    self._point_at(candidate + 1)
                 continue
             with contextlib.suppress(Exception):
                 await probe.close()
@@ -595,23 +532,10 @@ class Transport:
         self._set_status(LinkStatus(LinkState.OFFLINE, error=str(refusal), refused=str(refusal)))
 
     async def _on_restored(self, _sender: Any) -> None:
-        self._note_node()
-        log.info("broker connection restored, to RabbitMQ at %s", redact(self.url))
-        self._set_status(self._online_status())
+        log.info("broker connection restored")
+        self._set_status(LinkStatus(LinkState.ONLINE))
         if self.on_reconnected is not None:
             await self.on_reconnected()
-
-    def _note_node(self) -> None:
-        """Which of `urls` the restored link is on: the one aio-pika dialled last,
-        whatever the probe has pointed at since."""
-        transport = self._connection.transport if self._connection is not None else None
-        if transport is None:
-            return
-        dialled = without_password(str(transport.connection.url))
-        for index, url in enumerate(self.urls):
-            if node_of(url) == node_of(dialled):
-                self._current, self.url = index, url
-                return
 
     async def drop(self) -> None:
         """Close this connection quietly so that `connect` can start afresh."""
