@@ -29,7 +29,7 @@ Action = Callable[[Provisioner, argparse.Namespace, Settings], Coroutine[Any, An
 def _as_admin(settings: Settings, admin_url: str) -> Settings:
     """`settings` with the admin URL's login on amqp_url's host, port and vhost."""
     admin = URL(admin_url)
-    amqp_url = str(URL(settings.amqp_url).with_user(admin.user).with_password(None))
+    amqp_url = str(URL(settings.broker_url).with_user(admin.user).with_password(None))
     return settings.model_copy(
         update={
             "amqp_url": amqp_url,
@@ -169,7 +169,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             "http://USER:PASSWORD@HOST:15672/ of a RabbitMQ administrator"
         )
     action, _ = ACTIONS[args.admin_action]
-    async with ManagementApi(admin_url, vhost_of(settings.amqp_url)) as api:
+    async with ManagementApi(admin_url, vhost_of(settings.broker_url)) as api:
         provisioner = Provisioner(
             api, Names(settings.namespace), report=print, queue_type=settings.queue_type
         )
