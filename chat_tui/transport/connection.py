@@ -17,6 +17,11 @@ holds after the first connection too: aio-pika's reconnect loop retries every er
 forever, so while it reconnects the transport tries a plain connection of its own now
 and then, and a refusal there (or in restoring the channels) closes the robust
 connection and reports the refusal in `LinkStatus.refused`.
+
+Over 400 lines, for now: the refusal texts (`_connect_failure`, `_setup_refusal`,
+`_queue_type_mismatch`, `_open_mode_login`) read the transport's own state (login,
+mode, URL, queue type) and belong with it until they move, with the error classes, to
+a module of their own.
 """
 
 from __future__ import annotations
