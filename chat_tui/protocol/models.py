@@ -79,7 +79,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class _WireModel(BaseModel):
+class WireModel(BaseModel):
+    """A wire body: strict, frozen, and ignoring the fields of later versions."""
+
     model_config = ConfigDict(strict=True, frozen=True, extra="ignore")
 
     @field_serializer("timestamp", check_fields=False)
@@ -90,7 +92,7 @@ class _WireModel(BaseModel):
         return self.model_dump_json().encode("utf-8")
 
 
-class SendMessage(_WireModel):
+class SendMessage(WireModel):
     """A chat message to a group (`group_id`) or to one user (`recipient_id`)."""
 
     type: Literal["SEND_MESSAGE"] = SEND_MESSAGE
@@ -112,7 +114,7 @@ class SendMessage(_WireModel):
         return str(value)
 
 
-class ReceiveMessage(_WireModel):
+class ReceiveMessage(WireModel):
     """A cumulative receipt: `recipient_id` has `status` every message up to `message_id`."""
 
     type: Literal["RECEIVE_MESSAGE"] = RECEIVE_MESSAGE
@@ -129,7 +131,7 @@ class ReceiveMessage(_WireModel):
 DirectoryEventKind = Literal["registered", "created", "joined", "left"]
 
 
-class DirectoryEvent(_WireModel):
+class DirectoryEvent(WireModel):
     """A change to the set of users, groups or memberships, kept in the directory stream."""
 
     type: Literal["DIRECTORY_EVENT"] = DIRECTORY_EVENT
@@ -199,18 +201,28 @@ def decode(body: bytes) -> WireMessage | UnknownMessage:
     type that breaks its schema, and one of an unknown type without a `protocol_version`
     (from a version 1 client such a type is a mistake, kept in the dead letters to be
     looked at)."""
-    if len(body) > MAX_BODY_BYTES:
-        raise MalformedMessageError(f"body is {len(body)} bytes, over {MAX_BODY_BYTES}")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise MalformedMessageError(f"body is not UTF-8: {exc}") from None
+    text = body_text(body)
     try:
         return _wire_adapter.validate_json(text)
     except ValidationError as exc:
         unknown = _later_version_envelope(text)
         if unknown is not None:
             return unknown
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "body"
-        raise MalformedMessageError(f"{where}: {first.get('msg')}") from None
+        raise malformed(exc) from None
+
+
+def body_text(body: bytes) -> str:
+    """`body` as text, or MalformedMessageError if it is over the limit or not UTF-8."""
+    if len(body) > MAX_BODY_BYTES:
+        raise MalformedMessageError(f"body is {len(body)} bytes, over {MAX_BODY_BYTES}")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedMessageError(f"body is not UTF-8: {exc}") from None
+
+
+def malformed(exc: ValidationError) -> MalformedMessageError:
+    """The first of a validation's errors, where it is and what it says."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "body"
+    return MalformedMessageError(f"{where}: {first.get('msg')}")

@@ -45,6 +45,16 @@ class Names:
     def receipts_queue(self, user_id: str) -> str:
         return f"{self.namespace}.receipts.{user_id}"
 
+    @property
+    def archive_queue(self) -> str:
+        """Every group message and DM, for the archive's workers to store."""
+        return f"{self.namespace}.archive"
+
+    @property
+    def archive_requests_queue(self) -> str:
+        """History and search requests, served by the same workers."""
+        return f"{self.namespace}.archive.requests"
+
 
 # Routing keys do not carry the namespace: the exchange already does.
 def group_key(group_id: str) -> str:
@@ -68,3 +78,7 @@ def directory_group_key(group_id: str) -> str:
 
 
 DIRECTORY_BINDING = "directory.#"
+ARCHIVE_BINDINGS = ("group.#", "user.#")
+"""What NS.archive is bound to on NS.messages: every chat message, none of the receipts."""
+ARCHIVE_REQUEST_KEY = "archive.request"
+"""Clients publish history and search requests to NS.messages under this key."""
