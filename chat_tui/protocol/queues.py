@@ -15,7 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from chat_tui.protocol.names import DIRECTORY_BINDING, Names, receipt_key, user_key
+from chat_tui.protocol.names import (
+    ARCHIVE_BINDINGS,
+    ARCHIVE_REQUEST_KEY,
+    DIRECTORY_BINDING,
+    Names,
+    receipt_key,
+    user_key,
+)
 
 ArgumentValue = str | int | bool
 QueueArguments = dict[str, ArgumentValue]
@@ -107,6 +114,30 @@ def open_dead_letters_arguments(queue_type: QueueType = "classic") -> QueueArgum
     return {}
 
 
+ARCHIVE_REQUEST_TTL_MS = 60_000
+"""A request nobody answered within a minute is dropped: its requester gave up long
+before (a client waits seconds), and an archive that comes back after an outage should
+catch up on messages, not answer a backlog of questions nobody waits for."""
+
+
+def archive_queue_arguments(names: Names, queue_type: QueueType = "classic") -> QueueArguments:
+    """NS.archive: competing consumers (no single active consumer), invalid bodies
+    dead-lettered to NS.dead; on a cluster replicated, with the inboxes' delivery limit
+    and at-least-once dead-lettering, for the same reasons."""
+    arguments: QueueArguments = {"x-dead-letter-exchange": names.dead_exchange}
+    if queue_type == "quorum":
+        arguments.update(_QUORUM_PERSONAL)
+    return arguments
+
+
+def archive_requests_arguments(queue_type: QueueType = "classic") -> QueueArguments:
+    """NS.archive.requests: answered or refused, never dead-lettered; stale ones expire."""
+    arguments: QueueArguments = {"x-message-ttl": ARCHIVE_REQUEST_TTL_MS}
+    if queue_type == "quorum":
+        arguments["x-queue-type"] = "quorum"
+    return arguments
+
+
 def type_bound_arguments(names: Names) -> frozenset[str]:
     """The arguments in which a queue's two layouts differ. A queue of the namespace
     that the broker finds inequivalent in one of them was declared for the other
@@ -115,6 +146,8 @@ def type_bound_arguments(names: Names) -> frozenset[str]:
         (personal_queue_arguments(names, "classic"), personal_queue_arguments(names, "quorum")),
         (dead_letters_arguments("classic"), dead_letters_arguments("quorum")),
         (open_dead_letters_arguments("classic"), open_dead_letters_arguments("quorum")),
+        (archive_queue_arguments(names, "classic"), archive_queue_arguments(names, "quorum")),
+        (archive_requests_arguments("classic"), archive_requests_arguments("quorum")),
     ]
     return frozenset(
         key
@@ -157,5 +190,24 @@ def personal_topology(names: Names, user_id: str, queue_type: QueueType = "class
         bindings=(
             BindingSpec(names.messages_exchange, inbox, user_key(user_id)),
             BindingSpec(names.messages_exchange, receipts, receipt_key(user_id)),
+        ),
+    )
+
+
+def archive_topology(names: Names, queue_type: QueueType = "classic") -> Topology:
+    """The archive's two queues and their bindings on NS.messages (which
+    `shared_topology` declares): every chat message into NS.archive, the requests into
+    NS.archive.requests. `chat-tui admin init` declares them in accounts mode, the
+    archive itself in open mode."""
+    archive, requests = names.archive_queue, names.archive_requests_queue
+    return Topology(
+        exchanges=(),
+        queues=(
+            QueueSpec(archive, archive_queue_arguments(names, queue_type)),
+            QueueSpec(requests, archive_requests_arguments(queue_type)),
+        ),
+        bindings=(
+            *(BindingSpec(names.messages_exchange, archive, key) for key in ARCHIVE_BINDINGS),
+            BindingSpec(names.messages_exchange, requests, ARCHIVE_REQUEST_KEY),
         ),
     )
