@@ -158,6 +158,12 @@ class Settings(BaseSettings):
     """Seconds between reconnection attempts."""
     theme: str = "textual-dark"
     """The Textual theme of the full-screen app."""
+    archive_db: str | None = None
+    """Where `chat-tui archive` keeps every message: `postgresql://...` (what several
+    workers on several machines share), or a SQLite file; left out, a SQLite file in
+    `data_dir` (`archive_database`)."""
+    archive_retention_days: int | None = None
+    """How long the archive keeps a message, in days; left out, for ever."""
 
     @field_validator("amqp_url", mode="before")
     @classmethod
@@ -186,6 +192,29 @@ class Settings(BaseSettings):
                 "(password_file or CHAT_TUI_PASSWORD)"
             )
         return ",".join(urls)
+
+    @field_validator("archive_db")
+    @classmethod
+    def _archive_db_is_usable(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("empty: give a postgresql:// URL or a SQLite file path")
+        if "://" in value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                f"{redact(value)}: only postgresql:// URLs or SQLite file paths are understood"
+            )
+        return value
+
+    @field_validator("archive_retention_days")
+    @classmethod
+    def _retention_is_positive(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError(
+                f"{value} days would purge every message: give at least 1, or leave the "
+                "setting out to keep everything"
+            )
+        return value
 
     @field_validator("user")
     @classmethod
@@ -269,6 +298,11 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return self.data_dir / f"{self.namespace}-{self.user}.sqlite3"
+
+    @property
+    def archive_database(self) -> str:
+        """`archive_db`, or the archive's SQLite file in `data_dir`."""
+        return self.archive_db or str(self.data_dir / f"{self.namespace}-archive.sqlite3")
 
     @property
     def broker_urls(self) -> list[str]:
