@@ -21,8 +21,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "transport": {"protocol", "transport"} | BESIDE_PROTOCOL,
     "core": {"protocol", "store", "transport", "core"} | BESIDE_PROTOCOL,
     "tui": {"protocol", "core", "tui"} | BESIDE_PROTOCOL,
-    "cli": {"protocol", "core", "cli", "tui", "admin"} | BESIDE_PROTOCOL,
+    "cli": {"protocol", "core", "cli", "tui", "admin", "archive"} | BESIDE_PROTOCOL,
     "admin": {"protocol", "core", "admin"} | BESIDE_PROTOCOL,
+    "archive": {"protocol", "core", "archive"} | BESIDE_PROTOCOL,
     "__main__": {"cli"},
 }
 
