@@ -9,7 +9,9 @@ import re
 
 import pytest
 
+from chat_tui.protocol.ids import is_valid_id
 from chat_tui.protocol.names import (
+    ARCHIVE_REQUEST_KEY,
     DIRECTORY_BINDING,
     Names,
     directory_group_key,
@@ -18,7 +20,12 @@ from chat_tui.protocol.names import (
     receipt_key,
     user_key,
 )
-from chat_tui.protocol.permissions import AccountPermissions, chat_user_permissions
+from chat_tui.protocol.permissions import (
+    AccountPermissions,
+    archive_login,
+    archive_permissions,
+    chat_user_permissions,
+)
 from chat_tui.protocol.queues import (
     DEAD_LETTERS_MAX_LENGTH,
     personal_queue_arguments,
@@ -41,7 +48,7 @@ def test_alice_gets_exactly_the_permissions_the_issue_lists() -> None:
     assert ALICE.topic.exchange == "chat.messages"
     assert ALICE.topic.write == (
         r"^(user|group|receipt)\.[a-z0-9][a-z0-9_-]*$|^directory\.user\.{username}$"
-        r"|^directory\.group\.[a-z0-9][a-z0-9_-]*$"
+        r"|^directory\.group\.[a-z0-9][a-z0-9_-]*$|^archive\.request$"
     )
     assert ALICE.topic.read == r"^(user|receipt)\.{username}$|^group\.[a-z0-9][a-z0-9_-]*$"
 
@@ -97,9 +104,18 @@ def test_a_user_publishes_what_the_client_publishes_and_speaks_only_for_herself(
         receipt_key("bob"),
         directory_user_key("alice"),
         directory_group_key("devs"),
+        ARCHIVE_REQUEST_KEY,
     ):
         assert allows(ALICE.topic.write, key), key
-    for key in (directory_user_key("bob"), "directory.user.alice2", "user.#", "other.bob", "user."):
+    for key in (
+        directory_user_key("bob"),
+        "directory.user.alice2",
+        "user.#",
+        "other.bob",
+        "user.",
+        "archive.requests",
+        "archive.#",
+    ):
         assert not allows(ALICE.topic.write, key), key
 
 
@@ -170,3 +186,40 @@ def test_a_users_queues_dead_letter_and_take_one_consumer() -> None:
         ("chat.inbox.alice", "user.alice"),
         ("chat.receipts.alice", "receipt.alice"),
     ]
+
+
+ARCHIVE = archive_permissions(NAMES)
+
+
+def test_the_archive_logs_in_with_a_login_no_user_id_can_have() -> None:
+    for namespace in ("chat", "t.x", "Chat-1"):
+        login = archive_login(Names(namespace))
+        assert login == f"{namespace}.archive"
+        assert not is_valid_id(login)
+
+
+def test_the_archive_reads_its_queues_and_the_directory_and_writes_only_its_replies() -> None:
+    assert ARCHIVE.vhost.configure == "^$"
+    assert ARCHIVE.vhost.write == r"^amq\.default$"
+    assert ARCHIVE.vhost.read == r"^chat\.(archive|archive\.requests|directory)$"
+    for name in (NAMES.archive_queue, NAMES.archive_requests_queue, NAMES.directory_stream):
+        assert allows(ARCHIVE.vhost.read, name), name
+    for name in (
+        NAMES.inbox_queue("alice"),
+        NAMES.receipts_queue("alice"),
+        NAMES.dead_letters_queue,
+        NAMES.messages_exchange,
+        "chat.archive.requestsX",
+        Names("other").archive_queue,
+    ):
+        assert not allows(ARCHIVE.vhost.read, name), name
+    for name in (NAMES.messages_exchange, NAMES.archive_queue, "amq.defaultX", ""):
+        assert not allows(ARCHIVE.vhost.write, name), name
+    assert ARCHIVE.topic.exchange == NAMES.messages_exchange
+    for key in (group_key("devs"), user_key("bob"), directory_user_key("bob"), "#"):
+        assert not allows(ARCHIVE.topic.write, key), key
+        assert not allows(ARCHIVE.topic.read, key), key
+
+
+def test_no_chat_user_may_write_to_the_default_exchange() -> None:
+    assert not allows(ALICE.vhost.write, "amq.default")
