@@ -12,23 +12,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from chat_tui.backoff import Backoff
 from chat_tui.core.acking import ack_all
 from chat_tui.core.batching import Batcher
 from chat_tui.core.sender_checks import directory_sender_problem
 from chat_tui.protocol.models import DirectoryEvent, MalformedMessageError, UnknownMessage, decode
-from chat_tui.store import Store
 from chat_tui.transport.consumers import Delivery
 
 log = logging.getLogger(__name__)
 
 
+class DirectoryFold(Protocol):
+    """Where the events go: the client's cache (`Store`), or the archive's memory
+    (`DirectorySnapshot`)."""
+
+    async def apply_directory(self, events: Sequence[DirectoryEvent]) -> bool:
+        """Fold events in stream order; whether anything changed."""
+        ...
+
+
 class DirectoryFollower:
     def __init__(
         self,
-        store: Store,
+        store: DirectoryFold,
         on_change: Callable[[], None],
         quiet: float = 0.25,
         *,

@@ -1,11 +1,12 @@
-"""The directory as it stands now, read once from the stream's first entry and folded in
-memory: who registered and who is in which group, for a look from outside a client
-(`chat-tui admin users`) that keeps no cache."""
+"""The directory as it stands now, folded in memory: who registered and who is in which
+group, for a look from outside a client that keeps no cache: read once from the stream's
+first entry (`chat-tui admin users`), or kept up to date by a `DirectoryFollower` (the
+archive, which answers only what the requester may read)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from chat_tui.config import Settings
@@ -49,6 +50,13 @@ class DirectorySnapshot:
             self.groups.setdefault(group, set()).add(event.user_id)
         elif event.event == "left":
             self.groups.get(group, set()).discard(event.user_id)
+
+    async def apply_directory(self, events: Sequence[DirectoryEvent]) -> bool:
+        """The fold as `DirectoryFollower` applies it, for a snapshot kept up to date
+        from the live stream (the archive's)."""
+        for event in events:
+            self.fold(event)
+        return bool(events)
 
 
 def fold_entries(entries: Iterable[StreamEntry], *, verify_senders: bool) -> DirectorySnapshot:

@@ -130,6 +130,16 @@ class QueueConsumer:
         if self._registering is not None:
             self._registering.cancel()
 
+    async def cancel(self, timeout: float = REGISTER_TIMEOUT) -> None:
+        """Stop consuming for good, keeping the channel: no more deliveries come, and
+        those already here can still be settled (a worker that stops finishes its batch)."""
+        self.close()
+        channel, self._registered_on = self._registered_on, None
+        if channel is None or self._consumer_tag is None or channel.is_closed:
+            return
+        channel.on_consumer_cancel_callbacks.discard(self._on_cancelled)
+        await channel.basic_cancel(self._consumer_tag, timeout=timeout)
+
     async def _register(self) -> None:
         underlay = await self._channel.get_underlay_channel()
         if underlay is self._registered_on:
