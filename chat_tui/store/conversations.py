@@ -62,7 +62,8 @@ def mark_read(conn: sqlite3.Connection, key: str, up_to_seq: int) -> tuple[int, 
     if row is None or up_to <= row["last_read_seq"]:
         return None
     unread = conn.execute(
-        "SELECT count(*) FROM messages WHERE conversation_key = ? AND seq > ? AND outgoing = 0",
+        """SELECT count(*) FROM messages WHERE conversation_key = ? AND seq > ?
+               AND outgoing = 0 AND from_archive = 0""",
         (key, up_to),
     ).fetchone()[0]
     conn.execute(

@@ -106,7 +106,7 @@ def prepare(
 
 def store(conn: sqlite3.Connection, incoming: dict[str, Incoming]) -> StoredBatch:
     """Insert the messages not stored yet, and update their conversations."""
-    known = _known_ids(conn, list(incoming))
+    known = known_ids(conn, list(incoming))
     fresh = [mid for mid in incoming if mid not in known]
     # Inside this write transaction AUTOINCREMENT hands out consecutive seqs in
     # VALUES order, so they are known before the insert (checked after it).
@@ -159,7 +159,7 @@ def new_messages(incoming: dict[str, Incoming], stored: StoredBatch) -> list[Sto
     ]
 
 
-def _known_ids(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, int | None]:
+def known_ids(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, int | None]:
     """Of `ids`, those already stored: message ID -> seq if never shown, else None."""
     known: dict[str, int | None] = {}
     for start in range(0, len(ids), _LOOKUP_IDS):

@@ -26,7 +26,7 @@ def _marks_at_least(column: str) -> str:
         END"""
 
 
-_COLUMNS = f"""
+COLUMNS = f"""
     m.seq, m.message_id, m.conversation_key, m.sender_id, m.content, m.sent_at,
     m.outgoing, m.status, m.error, m.recipient_count,
     {_marks_at_least("delivered_seq")} AS delivered_count,
@@ -37,7 +37,7 @@ _CHUNK = 500
 """IDs per `IN (...)`: SQLite limits the number of parameters in one statement."""
 
 
-def _message(row: sqlite3.Row) -> StoredMessage:
+def from_row(row: sqlite3.Row) -> StoredMessage:
     return StoredMessage(
         seq=row["seq"],
         message_id=row["message_id"],
@@ -60,10 +60,10 @@ def by_ids(conn: sqlite3.Connection, ids: Sequence[str]) -> list[StoredMessage]:
         return []
     marks = ",".join("?" * len(ids))
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM messages m WHERE m.message_id IN ({marks}) ORDER BY m.seq",
+        f"SELECT {COLUMNS} FROM messages m WHERE m.message_id IN ({marks}) ORDER BY m.seq",
         list(ids),
     ).fetchall()
-    return [_message(r) for r in rows]
+    return [from_row(r) for r in rows]
 
 
 def by_seqs(conn: sqlite3.Connection, seqs: Sequence[int]) -> list[StoredMessage]:
@@ -73,10 +73,10 @@ def by_seqs(conn: sqlite3.Connection, seqs: Sequence[int]) -> list[StoredMessage
         chunk = seqs[start : start + _CHUNK]
         marks = ",".join("?" * len(chunk))
         rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM messages m WHERE m.seq IN ({marks}) ORDER BY m.seq",
+            f"SELECT {COLUMNS} FROM messages m WHERE m.seq IN ({marks}) ORDER BY m.seq",
             list(chunk),
         ).fetchall()
-        result.extend(_message(r) for r in rows)
+        result.extend(from_row(r) for r in rows)
     return result
 
 
@@ -91,17 +91,17 @@ def page(
     `before_seq`, or the oldest `limit` after `after_seq`."""
     if after_seq is not None:
         rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM messages m WHERE m.conversation_key = ? "
+            f"SELECT {COLUMNS} FROM messages m WHERE m.conversation_key = ? "
             "AND m.seq > ? ORDER BY m.seq LIMIT ?",
             (conversation.key, after_seq, limit),
         ).fetchall()
-        return [_message(r) for r in rows]
+        return [from_row(r) for r in rows]
     rows = conn.execute(
-        f"SELECT {_COLUMNS} FROM messages m WHERE m.conversation_key = ? "
+        f"SELECT {COLUMNS} FROM messages m WHERE m.conversation_key = ? "
         "AND m.seq < ? ORDER BY m.seq DESC LIMIT ?",
         (conversation.key, before_seq if before_seq is not None else 2**62, limit),
     ).fetchall()
-    return [_message(r) for r in reversed(rows)]
+    return [from_row(r) for r in reversed(rows)]
 
 
 def count(conn: sqlite3.Connection, conversation: Conversation) -> int:
@@ -176,10 +176,12 @@ def mark_shown(conn: sqlite3.Connection, seqs: Sequence[int]) -> None:
 def latest_per_sender(
     conn: sqlite3.Connection, conversation_key: str, after_seq: int, up_to_seq: int
 ) -> list[tuple[str, str]]:
-    """(sender, message ID) of each other sender's newest message in the seq range."""
+    """(sender, message ID) of each other sender's newest message in the seq range,
+    leaving out what came from the archive: its senders get no receipts for it."""
     rows = conn.execute(
         """SELECT sender_id, message_id, max(seq) FROM messages
            WHERE conversation_key = ? AND seq > ? AND seq <= ? AND outgoing = 0
+               AND from_archive = 0
            GROUP BY sender_id""",
         (conversation_key, after_seq, up_to_seq),
     ).fetchall()

@@ -100,6 +100,32 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (message_seq, member_id)
     ) WITHOUT ROWID;
     """,
+    # History from the archive (store/backfill.py) and local search. `from_archive`
+    # marks a message put in by a backfill: never unread, never a receipt. The FTS5
+    # index reads its text from `messages` (external content) and the triggers keep it
+    # in step inside the transaction that writes the message.
+    """
+    ALTER TABLE messages ADD COLUMN from_archive INTEGER NOT NULL DEFAULT 0;
+
+    CREATE VIRTUAL TABLE messages_fts USING fts5(
+        content, content='messages', content_rowid='seq',
+        tokenize='unicode61 remove_diacritics 2'
+    );
+    INSERT INTO messages_fts (rowid, content) SELECT seq, content FROM messages;
+
+    CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, content) VALUES (new.seq, new.content);
+    END;
+    CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, content)
+            VALUES ('delete', old.seq, old.content);
+    END;
+    CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, content)
+            VALUES ('delete', old.seq, old.content);
+        INSERT INTO messages_fts (rowid, content) VALUES (new.seq, new.content);
+    END;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -115,11 +141,26 @@ def migrate(conn: sqlite3.Connection) -> None:
     for target, script in enumerate(MIGRATIONS[version:], start=version + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in statements(script):
+                conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {target}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+
+def statements(script: str) -> list[str]:
+    """The statements of `script`, whole: a trigger's body holds semicolons of its own.
+    (`executescript` would commit the migration's transaction half way.)"""
+    found: list[str] = []
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                found.append(pending.strip())
+            pending = ""
+    if pending.strip(" \n;"):
+        found.append(pending.strip())
+    return found

@@ -14,9 +14,11 @@ from pathlib import Path
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.models import DirectoryEvent, ReceiveMessage, SendMessage, utc_now
 from chat_tui.protocol.outgoing import Outgoing
-from chat_tui.store import conversations, directory, ingest, meta, outbox
+from chat_tui.store import backfill, conversations, directory, ingest, meta, outbox
 from chat_tui.store import messages as message_rows
 from chat_tui.store import receipts as receipt_rows
+from chat_tui.store import search as local_search
+from chat_tui.store.backfill import ArchivePosition
 from chat_tui.store.database import Database
 from chat_tui.store.policy import CachePolicy, ReceiptToQueue
 from chat_tui.store.records import (
@@ -292,6 +294,44 @@ class Store:
     async def get_message(self, message_id: str) -> StoredMessage | None:
         found = await self._db.run(lambda conn: message_rows.by_ids(conn, [message_id]))
         return found[0] if found else None
+
+    # --- history from the archive, and search (store/backfill.py, store/search.py) ---
+
+    async def store_archived(
+        self,
+        messages: Sequence[SendMessage],
+        *,
+        position: tuple[Conversation, ArchivePosition] | None = None,
+    ) -> dict[Conversation, int]:
+        """Store messages from the archive (read, shown, never receipted, in their place
+        in each conversation), skipping those cached; with `position`, record how far
+        back that conversation has been read, in the same transaction. Returns how many
+        were new per conversation."""
+        incoming = ingest.prepare(messages, self.me, lambda _text: False)
+
+        def work(conn: sqlite3.Connection) -> dict[str, int]:
+            counts = backfill.store(conn, incoming)
+            if position is not None:
+                backfill.set_position(conn, position[0].key, position[1])
+            return counts
+
+        # Not durable by itself: a backfill lost in a power cut is asked for again.
+        counts = await self._db.transaction(work, durable=False)
+        return {Conversation.parse(key): count for key, count in counts.items()}
+
+    async def archive_position(self, conversation: Conversation) -> ArchivePosition:
+        return await self._db.run(lambda conn: backfill.position(conn, conversation.key))
+
+    async def search(
+        self, text: str, conversation: Conversation | None, limit: int
+    ) -> list[local_search.LocalHit]:
+        key = None if conversation is None else conversation.key
+        return await self._db.run(lambda conn: local_search.search(conn, text, key, limit))
+
+    async def has_messages(self) -> bool:
+        return await self._db.run(
+            lambda conn: conn.execute("SELECT 1 FROM messages LIMIT 1").fetchone() is not None
+        )
 
     # --- directory -------------------------------------------------------------------
 
