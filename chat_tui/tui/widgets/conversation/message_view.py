@@ -2,7 +2,8 @@
 
 The widget scrolls, follows the newest message (tail mode), selects, draws the
 unread divider and reports what was seen. The data and the drawing are elsewhere:
-`MessageWindow` pages the conversation in from a `HistorySource`, `LineLayout` says
+`MessageWindow` pages the conversation in from a `HistorySource` (and, past the
+oldest cached message, has an `OlderHistory` fill the cache), `LineLayout` says
 what is on each line, and `MessageRenderer` draws a message. Only the window is in
 memory and only what is on screen is rendered, so a 100,000-message conversation
 costs what one page does.
@@ -28,19 +29,26 @@ from textual.message import Message
 from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.worker import WorkerCancelled, WorkerFailed
+from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from chat_tui.core.cache_view import HistorySource
 from chat_tui.core.records import StatusChange, StoredMessage
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.tui.widgets.conversation.line_layout import LineLayout
 from chat_tui.tui.widgets.conversation.message_render import TIME_WIDTH, MessageRenderer
-from chat_tui.tui.widgets.conversation.message_window import MAX_WINDOW, PAGE, MessageWindow
+from chat_tui.tui.widgets.conversation.message_window import (
+    MAX_WINDOW,
+    PAGE,
+    MessageWindow,
+    OlderHistory,
+)
 
 __all__ = ["MAX_WINDOW", "PAGE", "MessageView"]
 
 PREFETCH_LINES = 20
 """Read the next page when the viewport comes this close to the window's edge."""
+LOADING_OLDER = "loading older messages"
+"""The viewport's top line while older history is fetched into the cache."""
 
 
 class MessageView(ScrollView, can_focus=True):
@@ -58,6 +66,8 @@ class MessageView(ScrollView, can_focus=True):
         "message-view--selected",
         "message-view--day",
         "message-view--new",
+        "message-view--found",
+        "message-view--loading",
     }
 
     DEFAULT_CSS = """
@@ -69,6 +79,8 @@ class MessageView(ScrollView, can_focus=True):
     MessageView > .message-view--selected { background: $primary 30%; }
     MessageView > .message-view--day { color: $text-muted; }
     MessageView > .message-view--new { color: $error; text-style: bold; }
+    MessageView > .message-view--found { background: $warning 35%; }
+    MessageView > .message-view--loading { color: $text-muted; text-style: italic; }
     """
 
     tail: var[bool] = var(True)
@@ -95,12 +107,25 @@ class MessageView(ScrollView, can_focus=True):
     class Left(Message):
         """The user pressed Escape: focus should go back to the composer."""
 
+    @dataclass
+    class OlderFailed(Message):
+        """Older history could not be fetched: `error` says why."""
+
+        error: Exception
+
     def __init__(
-        self, history: HistorySource, zone: tzinfo | None = None, *, id: str | None = None
+        self,
+        history: HistorySource,
+        zone: tzinfo | None = None,
+        *,
+        older: OlderHistory | None = None,
+        id: str | None = None,
     ) -> None:
         super().__init__(id=id)
-        self._window = MessageWindow(history)
+        self._window = MessageWindow(history, older)
         self._zone = zone
+        self._found_seq: int | None = None
+        """The message opened at (a search result), highlighted until the next open."""
         self.conversation: Conversation | None = None
         """The conversation shown, or being opened."""
         self._divider_seq: int | None = None
@@ -131,6 +156,19 @@ class MessageView(ScrollView, can_focus=True):
         return self._pending
 
     @property
+    def loading_older(self) -> bool:
+        """Whether older history is being fetched (the top line says so meanwhile)."""
+        return self._window.filling_older
+
+    @property
+    def found_message(self) -> StoredMessage | None:
+        """The highlighted message the view was opened at, while it is in the window."""
+        if self._found_seq is None:
+            return None
+        position = self._window.position_of(self._found_seq)
+        return None if position is None else self._window.messages[position]
+
+    @property
     def selected_message(self) -> StoredMessage | None:
         position = self._selected_position()
         return None if position is None else self._window.messages[position]
@@ -139,14 +177,39 @@ class MessageView(ScrollView, can_focus=True):
         """Show `conversation`: its newest page, or the page around the first unread.
 
         Returns once the page is laid out, or once a later `open()` overtook this one."""
+        self._opening(conversation, last_read_seq)
+        await self._wait_open(self._open_page(conversation, last_read_seq, unread))
+
+    async def open_at(self, conversation: Conversation, seq: int, last_read_seq: int) -> None:
+        """Show `conversation` from a little above the message `seq`, highlighted and
+        selected."""
+        self._opening(conversation, last_read_seq)
+        self._found_seq = seq
+        self._selected_seq = seq
+        await self._wait_open(self._open_page_at(conversation, seq))
+
+    def history_filled(self) -> None:
+        """The cache gained messages of the open conversation (a backfill): show them
+        where they belong, keeping the viewport where it is unless it follows the newest."""
+        self._window.older_may_exist()
+        if self.tail:
+            self._reload_newest()
+        else:
+            self._after_scroll()
+
+    def _opening(self, conversation: Conversation, last_read_seq: int) -> None:
         self.conversation = conversation
         self._selected_seq = None
+        self._found_seq = None
         self._pending = 0
         self._last_seen = last_read_seq
         # A page being read for the window that is going away must not land in the new one.
         self.workers.cancel_group(self, "paging")
+
+    @staticmethod
+    async def _wait_open(worker: Worker[None]) -> None:
         try:
-            await self._open_page(conversation, last_read_seq, unread).wait()
+            await worker.wait()
         except WorkerCancelled:
             return  # a later open() overtook this one
         except WorkerFailed as failed:
@@ -161,6 +224,25 @@ class MessageView(ScrollView, can_focus=True):
         )
         self._relayout()
         self._scroll_to_start_position()
+        self.post_message(self.PendingChanged(0))
+
+    @work(exclusive=True, group="open", exit_on_error=False)
+    async def _open_page_at(self, conversation: Conversation, seq: int) -> None:
+        await self._window.open_at(conversation, seq)
+        self._divider_seq = None
+        self._relayout()
+        self.tail = False
+
+        def place() -> None:
+            start = self.line_layout.start_of(seq)
+            if start is not None:
+                # A few lines of what came before, the found message near the top third.
+                above = self.scrollable_content_region.height // 3
+                self.scroll_to(y=max(0, start - above), animate=False, immediate=True)
+            self._after_scroll()
+
+        place()
+        self.call_after_refresh(place)
         self.post_message(self.PendingChanged(0))
 
     def append(self, messages: Sequence[StoredMessage], *, reader_present: bool) -> None:
@@ -330,11 +412,23 @@ class MessageView(ScrollView, can_focus=True):
         if self.tail and self._pending:
             self._set_pending(0)
         if not window.loading:
-            if window.has_older and self.scroll_offset.y < PREFETCH_LINES:
+            near_top = self.scroll_offset.y < PREFETCH_LINES
+            if near_top and (window.has_older or (moved_up and window.may_fill_older)):
                 self._load_older()
             elif not window.at_newest and self.scroll_offset.y > self.max_scroll_y - PREFETCH_LINES:
                 self._load_newer()
         self.report_seen()
+
+    def _tried_to_go_above(self) -> None:
+        """The user asked for what is above the top (a wheel turn, Up on the first
+        message), where no scroll happens: fetch older history if there may be some."""
+        window = self._window
+        if not window.loading and (window.has_older or window.may_fill_older):
+            self._load_older()
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        if self.scroll_offset.y == 0:
+            self._tried_to_go_above()
 
     def _set_pending(self, count: int) -> None:
         if count != self._pending:
@@ -345,7 +439,19 @@ class MessageView(ScrollView, can_focus=True):
 
     @work(exclusive=True, group="paging")
     async def _load_older(self) -> None:
-        if await self._window.load_older():
+        window = self._window
+        if not window.has_older:
+            self.refresh()  # the top line says "loading older messages" meanwhile
+            try:
+                filled = await window.fill_older()
+            except Exception as error:
+                self.post_message(self.OlderFailed(error))
+                return
+            finally:
+                self.refresh()
+            if not filled:
+                return
+        if await window.load_older():
             self._show_merged_page()
 
     @work(exclusive=True, group="paging")
@@ -389,6 +495,8 @@ class MessageView(ScrollView, can_focus=True):
         index = scroll_y + y
         if index >= len(layout):
             return Strip.blank(width, base)
+        if y == 0 and self.loading_older:
+            return self._rule(LOADING_OLDER, width, "message-view--loading")
         line = layout[index]
         message = self._window.messages[line.message]
         if line.kind == "message":
@@ -397,6 +505,8 @@ class MessageView(ScrollView, can_focus=True):
             style = base
             if line.message == self._selected_position() and self.has_focus:
                 style = base + self.get_component_rich_style("message-view--selected")
+            elif message.seq == self._found_seq:
+                style = base + self.get_component_rich_style("message-view--found")
             strip = strip.apply_style(style)
         elif line.kind == "day":
             strip = self._rule(self.renderer.day_label(message), width, "message-view--day")
@@ -462,6 +572,8 @@ class MessageView(ScrollView, can_focus=True):
             self._select_visible_newest()
         elif 0 <= position + step < len(messages):
             self._selected_seq = messages[position + step].seq
+        elif step < 0:
+            self._tried_to_go_above()
         self._show_selected()
 
     def action_select_previous(self) -> None:

@@ -1,7 +1,9 @@
 """The window of one conversation kept in memory, paged in from a `HistorySource`.
 
 At most `MAX_WINDOW` messages, contiguous and in seq order: a page merges only onto
-the edge it was read for, and the far edge is trimmed. Plain Python, no screen.
+the edge it was read for, and the far edge is trimmed. Past the oldest cached message
+an `OlderHistory` (the archive, through the core) may fill the cache with older ones,
+which then page in like the rest. Plain Python, no screen.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 from collections.abc import Sequence
+from typing import Protocol
 
 from chat_tui.core.cache_view import HistorySource
 from chat_tui.core.records import StatusChange, StoredMessage
@@ -20,13 +23,25 @@ MAX_WINDOW = 3 * PAGE
 """Messages kept in memory: the visible ones and about a page either side."""
 CONTEXT_BEFORE_UNREAD = 10
 """Read messages shown above the first unread one, when the window opens there."""
+CONTEXT_BEFORE_FOUND = PAGE // 2
+"""Messages read above a message the window opens at (a search result)."""
+
+
+class OlderHistory(Protocol):
+    """Where messages older than the cache's oldest come from."""
+
+    async def load_older(self, conversation: Conversation) -> int:
+        """Put older messages of `conversation` into the cache; how many (0: there are
+        none, the cache holds the conversation's beginning)."""
+        ...
 
 
 class MessageWindow:
     """A contiguous run of one conversation's messages, oldest first."""
 
-    def __init__(self, source: HistorySource) -> None:
+    def __init__(self, source: HistorySource, older: OlderHistory | None = None) -> None:
         self._source = source
+        self._older = older
         self.conversation: Conversation | None = None
         self.messages: list[StoredMessage] = []
         self.has_older = False
@@ -34,7 +49,11 @@ class MessageWindow:
         self.at_newest = True
         """Whether the window ends with the conversation's newest message."""
         self.loading = False
-        """Whether an older or newer page is being read."""
+        """Whether an older or newer page is being read (or fetched into the cache)."""
+        self.filling_older = False
+        """Whether older history is being fetched into the cache (`loading` too)."""
+        self.at_beginning = False
+        """Whether nothing older than the cache's oldest exists, or none can be had."""
 
     async def open(self, conversation: Conversation, last_read_seq: int, unread: int) -> None:
         """The newest page of `conversation`, or the page around its first unread."""
@@ -48,6 +67,16 @@ class MessageWindow:
             self.at_newest = len(after) < PAGE
         else:
             await self.reload_newest(conversation)
+
+    async def open_at(self, conversation: Conversation, seq: int) -> None:
+        """The page that starts a little above the message `seq`."""
+        before = await self._source.history(
+            conversation, before_seq=seq, limit=CONTEXT_BEFORE_FOUND
+        )
+        after = await self._source.history(conversation, after_seq=seq - 1, limit=PAGE)
+        self._replace(conversation, before + after)
+        self.has_older = len(before) == CONTEXT_BEFORE_FOUND
+        self.at_newest = len(after) < PAGE
 
     async def reload_newest(self, conversation: Conversation) -> None:
         """The newest page of `conversation`, in place of the window."""
@@ -71,6 +100,48 @@ class MessageWindow:
             del self.messages[-overflow:]
             self.at_newest = False
         return True
+
+    @property
+    def may_fill_older(self) -> bool:
+        """Whether the window shows the cache's oldest message and older ones may exist."""
+        return (
+            self._older is not None
+            and bool(self.messages)
+            and not self.has_older
+            and not self.at_beginning
+            and not self.loading
+        )
+
+    async def fill_older(self) -> bool:
+        """Ask for messages older than the cache's oldest; whether some came (then
+        `load_older` pages them in). Errors pass through, after which nothing more is
+        asked for this conversation until it is opened again."""
+        conversation = self.conversation
+        if self._older is None or conversation is None:
+            return False
+        self.loading = self.filling_older = True
+        try:
+            count = await self._older.load_older(conversation)
+        except Exception:
+            self.at_beginning = conversation == self.conversation
+            raise
+        finally:
+            self.loading = self.filling_older = False
+        if conversation != self.conversation:
+            return False  # another conversation opened meanwhile: this one's turn is over
+        if count == 0:
+            self.at_beginning = True
+            return False
+        self.has_older = True
+        return True
+
+    def older_may_exist(self) -> None:
+        """The cache gained messages of this conversation from elsewhere (a backfill):
+        page again in both directions instead of trusting the edges seen so far."""
+        if self.messages:
+            self.has_older = True
+            self.at_newest = False
+        self.at_beginning = False
 
     async def load_newer(self) -> bool:
         """Merge the page after the window, trimming its oldest end; False when the
@@ -130,6 +201,8 @@ class MessageWindow:
         return min(max(seq, self.messages[0].seq), self.messages[-1].seq)
 
     def _replace(self, conversation: Conversation, messages: list[StoredMessage]) -> None:
+        if conversation != self.conversation:
+            self.at_beginning = False
         self.conversation = conversation
         self.messages = messages
 
