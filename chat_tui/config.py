@@ -156,6 +156,8 @@ class Settings(BaseSettings):
     """Seconds to wait for a publisher confirm before the publish is retried."""
     reconnect_interval: float = Field(default=2.0, gt=0)
     """Seconds between reconnection attempts."""
+    archive_timeout: float = Field(default=5.0, gt=0)
+    """Seconds to wait for the archive to answer a history or search request."""
     theme: str = "textual-dark"
     """The Textual theme of the full-screen app."""
     archive_db: str | None = None

@@ -29,3 +29,11 @@ class OfflineError(ChatError):
 
 class CacheError(ChatError):
     """The local cache cannot be written; incoming messages stay in the broker."""
+
+
+class ArchiveUnavailableError(ChatError):
+    """No archive answers: none on this deployment, it is down, or the link is."""
+
+
+class ArchiveRefusedError(ChatError):
+    """The archive (or the broker) refused the request; the text says why."""
