@@ -1,0 +1,399 @@
+"""The archive's broker link: its two work queues, the directory stream, and replies.
+
+A worker is one of any number of competing consumers on NS.archive (every chat
+message, to store) and NS.archive.requests (history and search requests, to answer on
+direct reply-to through the default exchange). It follows NS.directory as clients do,
+to know who may read what.
+
+The connection rules are the client's (transport/connection.py): the first URL of
+`amqp_url`, TLS with a CA file, `no_verify_ssl` only on purpose, and a refusal is a
+`BrokerRefused` that says what to do, never retried. In accounts mode (the login is
+`NS.archive`, permissions.archive_login) the archive configures nothing: `chat-tui admin
+init` declared its queues, which it only looks up; in open mode it declares them from
+`protocol/queues.py`'s `archive_topology`, with the deployment's `queue_type`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import aio_pika
+import aiormq.abc
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractQueue,
+    AbstractRobustConnection,
+    AbstractRobustQueue,
+)
+from aio_pika.exceptions import AMQPError, ProbableAuthenticationError
+from aiormq.exceptions import (
+    ChannelAccessRefused,
+    ChannelClosed,
+    ChannelNotFoundEntity,
+    ChannelPreconditionFailed,
+    InvalidFrameError,
+)
+from pamqp.common import FieldTable
+from pydantic import SecretStr
+
+from chat_tui.config import connection_url, login_of, redact
+from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
+from chat_tui.protocol.names import Names
+from chat_tui.protocol.queues import QueueType, archive_topology
+from chat_tui.transport.connection import (
+    AuthenticationRefused,
+    BrokerRefused,
+    BrokerUnreachable,
+    CertificateRefused,
+    PublishFailed,
+    SetupRefused,
+    _certificate_failure,
+    _reply,
+    _tls_context,
+    skips_verification,
+)
+from chat_tui.transport.consumers import AmqpDelivery, DeliveryHandler, QueueConsumer
+from chat_tui.transport.topology import declare_directory, declare_shared
+
+log = logging.getLogger(__name__)
+
+REQUESTS_PREFETCH = 16
+"""Requests answered at once by one worker; each is one database query."""
+
+
+class RequestDelivery(Protocol):
+    """A request from NS.archive.requests: what to answer it with, and where."""
+
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def reply_to(self) -> str | None: ...
+    @property
+    def correlation_id(self) -> str | None: ...
+
+    async def ack(self) -> None:
+        """Ack this request alone: requests are answered concurrently, out of order."""
+        ...
+
+
+RequestHandler = Callable[[RequestDelivery], None]
+
+
+class AmqpRequest(AmqpDelivery):
+    __slots__ = ("correlation_id", "reply_to")
+
+    def __init__(self, message: aiormq.abc.DeliveredMessage) -> None:
+        super().__init__(message)
+        properties = message.header.properties
+        self.reply_to: str | None = properties.reply_to
+        self.correlation_id: str | None = properties.correlation_id
+
+    async def ack(self) -> None:
+        await self._channel.basic_ack(self.tag, multiple=False)
+
+
+class RequestConsumer(QueueConsumer):
+    """A `QueueConsumer` whose deliveries carry their reply address."""
+
+    def __init__(self, queue: AbstractRobustQueue, handler: RequestHandler) -> None:
+        super().__init__(queue, lambda delivery: None)
+        self._request_handler = handler
+
+    async def _deliver(self, message: aiormq.abc.DeliveredMessage) -> None:
+        self._request_handler(AmqpRequest(message))
+
+
+def _table(arguments: dict[str, Any]) -> FieldTable:
+    table: FieldTable = dict(arguments)
+    return table
+
+
+class WorkQueues:
+    """One robust connection: NS.archive and NS.archive.requests on a channel each
+    (each acks its own delivery tags), the directory on a third, replies on a fourth
+    with confirms."""
+
+    def __init__(
+        self,
+        url: str,
+        names: Names,
+        *,
+        password: SecretStr | None = None,
+        accounts_mode: bool = False,
+        queue_type: QueueType = "classic",
+        tls_ca_file: Path | None = None,
+        tls_insecure: bool = False,
+        heartbeat: int = 10,
+        reconnect_interval: float = 2.0,
+        confirm_timeout: float = 10.0,
+        prefetch: int = 1000,
+    ) -> None:
+        if skips_verification(url) and not tls_insecure:
+            raise ValueError(
+                "no_verify_ssl in the URL turns off the check of the broker's certificate; "
+                "set tls_insecure to do that on purpose"
+            )
+        self.url = url
+        self.names = names
+        self.login = login_of(url)
+        self.accounts_mode = accounts_mode
+        self.queue_type: QueueType = queue_type
+        self._password = password
+        self._tls_context = _tls_context(tls_ca_file, verify=not skips_verification(url))
+        self.heartbeat = heartbeat
+        self.reconnect_interval = reconnect_interval
+        self.confirm_timeout = confirm_timeout
+        self.prefetch = prefetch
+        self.refused: asyncio.Future[str] | None = None
+        """Resolved with the refusal's text when the broker refuses us after connecting."""
+        self._connection: AbstractRobustConnection | None = None
+        # Strong references: the robust connection restores only channels that live.
+        self._archive: AbstractQueue | None = None
+        self._requests: AbstractQueue | None = None
+        self._directory: AbstractQueue | None = None
+        self._replies: AbstractChannel | None = None
+        self._consumers: list[QueueConsumer] = []
+        self._closing = False
+
+    async def connect(self, timeout: float = 5.0) -> None:
+        """Connect and declare (open mode) or look up (accounts mode) the archive's queues.
+        Raises `BrokerRefused` (what to do) or `BrokerUnreachable` (retry)."""
+        self.refused = asyncio.get_running_loop().create_future()
+        try:
+            connection = await aio_pika.connect_robust(
+                connection_url(self.url, self._password),
+                ssl_context=self._tls_context,
+                heartbeat=self.heartbeat,
+                reconnect_interval=self.reconnect_interval,
+                timeout=timeout,
+                client_properties={"connection_name": f"chat-tui:archive:{self.login}"},
+            )
+        except (TimeoutError, OSError, AMQPError, RuntimeError) as exc:
+            raise self._connect_failure(exc) from None
+        try:
+            async with asyncio.timeout(timeout * 3):
+                await self._declare(connection)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await connection.close()
+            if isinstance(exc, ChannelClosed):
+                raise self._setup_refusal(exc) or BrokerUnreachable(
+                    f"lost RabbitMQ at {redact(self.url)} while setting up: {_reply(exc)}"
+                ) from None
+            if isinstance(exc, TimeoutError | OSError | AMQPError | RuntimeError):
+                raise BrokerUnreachable(
+                    f"lost RabbitMQ at {redact(self.url)} while setting up: "
+                    f"{exc or type(exc).__name__}"
+                ) from None
+            raise
+        self._connection = connection
+        connection.close_callbacks.add(self._on_lost)
+        connection.reconnect_callbacks.add(self._on_restored)
+
+    def _connect_failure(self, exc: BaseException) -> BrokerRefused | BrokerUnreachable:
+        where = redact(self.url)
+        if isinstance(exc, ProbableAuthenticationError) or (
+            isinstance(exc, InvalidFrameError) and "Connection.Close" in str(exc)
+        ):
+            return AuthenticationRefused(
+                f"the broker at {where} refused the login {self.login!r} or its access to "
+                f"the virtual host ({_reply(exc)}): {self._account_advice()}"
+            )
+        certificate = _certificate_failure(exc)
+        if certificate is not None:
+            return CertificateRefused(
+                f"the certificate of the broker at {where} cannot be trusted "
+                f"({certificate.verify_message or certificate}): give the CA that signed "
+                "it with tls_ca_file, and connect by the host name the certificate names"
+            )
+        detail = _reply(exc) if isinstance(exc, InvalidFrameError) else str(exc)
+        return BrokerUnreachable(f"cannot reach RabbitMQ at {where}: {detail or type(exc)}")
+
+    def _account_advice(self) -> str:
+        if self.accounts_mode:
+            return (
+                "check the archive's password (CHAT_TUI_PASSWORD, password_file or amqp_url); "
+                "an administrator (re)creates the account with 'chat-tui admin add-archive'"
+            )
+        return (
+            f"the login {self.login!r} is not the archive's account, so the archive runs in "
+            "open mode with a shared login; on a broker with accounts, log in as "
+            f"{self.names.namespace}.archive (made by 'chat-tui admin add-archive')"
+        )
+
+    def _setup_refusal(self, exc: ChannelClosed) -> SetupRefused | None:
+        """What a channel closed while setting up (or restoring) means; None: retry."""
+        reply = _reply(exc)
+        if isinstance(exc, ChannelAccessRefused):
+            return SetupRefused(
+                f"the broker refused {self.login!r} a right the archive needs ({reply}): "
+                f"{self._account_advice()}, and 'chat-tui admin check' shows what differs"
+            )
+        if isinstance(exc, ChannelPreconditionFailed):
+            return SetupRefused(
+                f"the broker holds an archive queue declared with other arguments ({reply}): "
+                f"queue_type is {self.queue_type}; set it to the deployment's, or an "
+                "administrator deletes the queue (after saving any messages in it)"
+            )
+        if isinstance(exc, ChannelNotFoundEntity) and self.accounts_mode:
+            if "down or inaccessible" in reply:
+                return None  # a cluster node that is coming back
+            return SetupRefused(
+                f"the broker has no {reply.removeprefix('NOT_FOUND - ')}: an administrator "
+                f"runs 'chat-tui admin init' (namespace {self.names.namespace!r})"
+            )
+        return None
+
+    async def _declare(self, connection: AbstractRobustConnection) -> None:
+        topology = archive_topology(self.names, self.queue_type)
+        archive, requests = (spec.name for spec in topology.queues)
+        passive = self.accounts_mode
+        setup = await connection.channel()
+        messages = None if passive else await declare_shared(setup, self.names, self.queue_type)
+        queues: dict[str, AbstractQueue] = {}
+        for spec, prefetch in zip(topology.queues, (self.prefetch, REQUESTS_PREFETCH), strict=True):
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=prefetch)
+            if passive:
+                queues[spec.name] = await channel.get_queue(spec.name, ensure=True)
+            else:
+                queues[spec.name] = await channel.declare_queue(
+                    spec.name, durable=spec.durable, arguments=_table(dict(spec.arguments))
+                )
+        self._archive, self._requests = queues[archive], queues[requests]
+        directory_channel = await connection.channel()
+        await directory_channel.set_qos(prefetch_count=1000)
+        if messages is None:
+            self._directory = await directory_channel.get_queue(
+                self.names.directory_stream, ensure=True
+            )
+        else:
+            for binding in topology.bindings:
+                await queues[binding.queue].bind(messages, routing_key=binding.routing_key)
+            self._directory = await declare_directory(directory_channel, self.names, messages)
+        self._replies = await connection.channel(publisher_confirms=True)
+        if not setup.is_closed:
+            await setup.close()
+
+    async def _on_lost(self, _sender: Any, exc: BaseException | None) -> None:
+        if self._closing:
+            return
+        if isinstance(exc, ChannelClosed) and (refusal := self._setup_refusal(exc)) is not None:
+            # Not awaited here: this runs in aio-pika's reconnect task, which closing
+            # the connection cancels and waits for.
+            asyncio.get_running_loop().create_task(self._refuse(refusal))
+            return
+        log.warning("broker connection lost, reconnecting: %r", exc)
+        asyncio.get_running_loop().create_task(self._probe_for_refusal())
+
+    async def _on_restored(self, _sender: Any) -> None:
+        log.info("broker connection restored")
+
+    async def _probe_for_refusal(self) -> None:
+        """aio-pika retries a refused login for ever; a plain connection now and then
+        tells a removed account or a changed password from a broker that is down."""
+        while not self._closing and self._connection is not None:
+            await asyncio.sleep(self.reconnect_interval)
+            if self._connection.connected.is_set():
+                return
+            try:
+                probe = await aio_pika.connect(
+                    connection_url(self.url, self._password),
+                    ssl_context=self._tls_context,
+                    timeout=max(self.reconnect_interval, 2.0),
+                )
+            except (TimeoutError, OSError, AMQPError, RuntimeError) as exc:
+                failure = self._connect_failure(exc)
+                if isinstance(failure, BrokerRefused):
+                    await self._refuse(failure)
+                    return
+                continue
+            with contextlib.suppress(Exception):
+                await probe.close()
+
+    async def _refuse(self, refusal: BrokerRefused) -> None:
+        log.error("the broker refused the archive after connecting: %s", refusal)
+        await self.close()
+        if self.refused is not None and not self.refused.done():
+            self.refused.set_result(str(refusal))
+
+    # --- consuming -------------------------------------------------------------------
+
+    async def consume_archive(self, handler: DeliveryHandler) -> None:
+        await self._start(QueueConsumer(self._robust(self._archive), handler))
+
+    async def consume_requests(self, handler: RequestHandler) -> None:
+        await self._start(RequestConsumer(self._robust(self._requests), handler))
+
+    async def consume_directory(self, handler: DeliveryHandler) -> None:
+        """From the stream's first entry (again after a reconnect: folding is idempotent)."""
+        consumer = QueueConsumer(
+            self._robust(self._directory), handler, {"x-stream-offset": "first"}
+        )
+        await self._start(consumer)
+
+    @staticmethod
+    def _robust(queue: AbstractQueue | None) -> AbstractRobustQueue:
+        assert isinstance(queue, AbstractRobustQueue), "connect() first"
+        return queue
+
+    async def _start(self, consumer: QueueConsumer) -> None:
+        self._consumers.append(consumer)
+        try:
+            await consumer.start()
+        except ChannelClosed as exc:
+            refusal = self._setup_refusal(exc)
+            if refusal is None:
+                raise
+            raise refusal from None
+
+    async def stop_consuming(self) -> None:
+        """Take no more deliveries; those already here can still be settled until
+        `close` (which hands back whatever is left unsettled)."""
+        consumers, self._consumers = self._consumers, []
+        for consumer in consumers:
+            try:
+                await consumer.cancel()
+            except Exception as exc:  # a link that is down delivers nothing anyway
+                log.info("cancelling a consumer: %r", exc)
+
+    # --- replying --------------------------------------------------------------------
+
+    async def reply(self, reply_to: str, correlation_id: str | None, body: bytes) -> None:
+        """Publish an answer to the default exchange, for the requester's direct
+        reply-to; confirmed. `PublishFailed` if it did not go out."""
+        if self._replies is None:
+            raise PublishFailed("not connected")
+        message = aio_pika.Message(
+            body,
+            content_type=CONTENT_TYPE,
+            correlation_id=correlation_id,
+            timestamp=datetime.now(UTC),
+            app_id=APP_ID,
+            # The broker checks it: in accounts mode it proves the answer is the archive's.
+            user_id=self.login,
+        )
+        try:
+            await self._replies.default_exchange.publish(
+                message, reply_to, timeout=self.confirm_timeout
+            )
+        except (TimeoutError, AMQPError, OSError, RuntimeError) as exc:
+            raise PublishFailed(f"the answer did not go out: {exc or type(exc).__name__}") from None
+
+    async def close(self) -> None:
+        self._closing = True
+        for consumer in self._consumers:
+            consumer.close()
+        self._consumers.clear()
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
