@@ -19,6 +19,7 @@ from chat_tui.admin.provision import Provisioner
 from chat_tui.config import Settings
 from chat_tui.core.directory_snapshot import DirectorySnapshot, directory_snapshot
 from chat_tui.protocol.names import Names
+from chat_tui.protocol.permissions import is_archive_login
 
 ADMIN_URL_ENV = "CHAT_TUI_ADMIN_URL"
 
@@ -59,6 +60,11 @@ async def _add_user(provisioner: Provisioner, args: argparse.Namespace, admin: S
     return 0
 
 
+async def _add_archive(provisioner: Provisioner, args: argparse.Namespace, admin: Settings) -> int:
+    await provisioner.add_archive(_password(args))
+    return 0
+
+
 async def _remove_user(provisioner: Provisioner, args: argparse.Namespace, admin: Settings) -> int:
     await provisioner.remove_user(args.name)
     return 0
@@ -75,6 +81,9 @@ _QUEUES = {
     (False, True): "receipts only",
     (False, False): "no chat queues",
 }
+
+
+ARCHIVE_SIDE = "the archive, not a chat user"
 
 
 def _directory_side(name: str, account: Account | None, snapshot: DirectorySnapshot) -> str:
@@ -97,15 +106,18 @@ def _account_side(account: Account | None) -> str:
 async def _users(provisioner: Provisioner, args: argparse.Namespace, admin: Settings) -> int:
     """Every account beside the directory: each name that either knows, one per line.
     The directory is read as the clients of a deployment with accounts read it."""
-    accounts = {a.name: a for a in await gather_accounts(provisioner.api, provisioner.names)}
+    names = provisioner.names
+    accounts = {a.name: a for a in await gather_accounts(provisioner.api, names)}
     snapshot = await directory_snapshot(admin, verify_senders=True)
     for name in sorted(accounts.keys() | snapshot.users):
         account = accounts.get(name)
-        # The account side last: its wording was this command's whole line before.
-        provisioner.report(
-            f"{name:<32}  directory: {_directory_side(name, account, snapshot):<44}  "
-            f"account: {_account_side(account)}"
+        # A user ID has no '.', so the archive's login cannot be in the directory.
+        directory = (
+            "-" if is_archive_login(names, name) else _directory_side(name, account, snapshot)
         )
+        side = ARCHIVE_SIDE if is_archive_login(names, name) else _account_side(account)
+        # The account side last: its wording was this command's whole line before.
+        provisioner.report(f"{name:<32}  directory: {directory:<44}  account: {side}")
     if snapshot.skipped:
         provisioner.report(f"directory: {snapshot.skipped} entries skipped as invalid")
     return 0
@@ -114,7 +126,8 @@ async def _users(provisioner: Provisioner, args: argparse.Namespace, admin: Sett
 async def _check(provisioner: Provisioner, args: argparse.Namespace, admin: Settings) -> int:
     api = provisioner.api
     accounts = await gather_accounts(api, provisioner.names)
-    findings = audit(accounts, provisioner.names, api.vhost, me=api.login)
+    queues = {queue["name"] for queue in await api.queues()}
+    findings = audit(accounts, provisioner.names, api.vhost, me=api.login, queues=queues)
     for finding in findings:
         provisioner.report(finding.line())
     drift = sum(finding.drift for finding in findings)
@@ -127,8 +140,9 @@ async def _check(provisioner: Provisioner, args: argparse.Namespace, admin: Sett
 
 
 ACTIONS: dict[str, tuple[Action, str]] = {
-    "init": (_init, "declare the shared exchanges and queues of the namespace"),
+    "init": (_init, "declare the shared exchanges and queues of the namespace, the archive's too"),
     "add-user": (_add_user, "create a chat user's account, queues and permissions"),
+    "add-archive": (_add_archive, "create the archive's account and permissions"),
     "remove-user": (_remove_user, "delete a chat user's account and queues"),
     "passwd": (_passwd, "set a new password for an account"),
     "users": (_users, "list the accounts beside the directory's users"),
@@ -150,9 +164,13 @@ def add_arguments(
             help=f"http://USER:PASSWORD@HOST:15672/ of an administrator (better: {ADMIN_URL_ENV},"
             " which the process list does not show)",
         )
-        if name in ("add-user", "remove-user", "passwd"):
+        if name in ("add-user", "remove-user"):
             action.add_argument("name", help="the user ID, which is also the broker login")
-        if name in ("add-user", "passwd"):
+        if name == "passwd":
+            action.add_argument(
+                "name", help="the user ID (the broker login), or the archive's login NS.archive"
+            )
+        if name in ("add-user", "add-archive", "passwd"):
             action.add_argument(
                 "--password-stdin",
                 action="store_true",

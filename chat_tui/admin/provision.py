@@ -1,11 +1,12 @@
-"""Provisioning, idempotently: the shared topology, a user's account, queues and
-permissions. Each step reports one line: "created", "already there", "updated"."""
+"""Provisioning, idempotently: the shared topology with the archive's queues, a user's
+account, queues and permissions, and the archive's account. Each step reports one line:
+"created", "already there", "updated"."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from chat_tui.admin.api import AdminError, ManagementApi
@@ -16,12 +17,16 @@ from chat_tui.protocol.permissions import (
     AccountPermissions,
     TopicPermissions,
     VhostPermissions,
+    archive_login,
+    archive_permissions,
     chat_user_permissions,
+    is_archive_login,
 )
 from chat_tui.protocol.queues import (
     QueueSpec,
     QueueType,
     Topology,
+    archive_topology,
     personal_topology,
     shared_topology,
 )
@@ -76,9 +81,11 @@ class Provisioner:
         self.queue_type: QueueType = queue_type
 
     async def init(self) -> None:
-        """The shared exchanges and queues, then warnings about risky accounts."""
+        """The shared exchanges and queues and the archive's, then warnings about risky
+        accounts. The archive's account configures nothing, so its queues are made here."""
         await self.api.check_vhost()
         await self.apply(shared_topology(self.names, self.queue_type))
+        await self.apply(archive_topology(self.names, self.queue_type))
         others = other_namespaces(
             self.names, ((found["name"], found["type"]) for found in await self.api.exchanges())
         )
@@ -147,26 +154,49 @@ class Provisioner:
         """The account (a generated password is printed once), its queues and rights."""
         user_id = user_id_of(name)
         await self.api.check_vhost()
-        if await self.api.exchange(self.names.messages_exchange) is None:
-            raise AdminError(
-                f"the exchange {self.names.messages_exchange} does not exist: "
-                "run 'chat-tui admin init' first"
-            )
-        account = await self.api.user(user_id)
-        if account is None:
-            chosen = password or new_password()
-            await self.api.put_user(user_id, chosen, tags=[])
-            self.report(f"account {user_id}: created")
-            if password is None:
-                self.report(f"password of {user_id} (shown once): {chosen}")
-        else:
-            await self._refuse_to_take_over(user_id, account)
-            self.report(
-                f"account {user_id}: already there (password unchanged; "
-                f"'chat-tui admin passwd {user_id}' sets a new one)"
-            )
+        await self._require_init()
+        await self._account(user_id, password, self._refuse_to_take_over)
         await self.apply(personal_topology(self.names, user_id, self.queue_type))
         await self.grant(user_id, chat_user_permissions(self.names, user_id))
+
+    async def add_archive(self, password: str | None) -> None:
+        """The archive's account (a generated password is printed once) with exactly
+        `archive_permissions()`; every worker of the deployment logs in with it."""
+        login = archive_login(self.names)
+        await self.api.check_vhost()
+        await self._require_init(self.names.archive_queue, self.names.archive_requests_queue)
+        await self._account(login, password, self._refuse_to_take_over_for_the_archive)
+        await self.grant(login, archive_permissions(self.names))
+
+    async def _require_init(self, *queues: str) -> None:
+        """`chat-tui admin init` has made NS.messages, and `queues`."""
+        missing = [f"the queue {queue}" for queue in queues if await self.api.queue(queue) is None]
+        if await self.api.exchange(self.names.messages_exchange) is None:
+            missing.insert(0, f"the exchange {self.names.messages_exchange}")
+        if missing:
+            raise AdminError(f"{missing[0]} does not exist: run 'chat-tui admin init' first")
+
+    async def _account(
+        self,
+        login: str,
+        password: str | None,
+        refuse: Callable[[str, Mapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        """Create `login` without tags, or keep it (and its password) once `refuse`
+        has found nothing against taking it over."""
+        account = await self.api.user(login)
+        if account is None:
+            chosen = password or new_password()
+            await self.api.put_user(login, chosen, tags=[])
+            self.report(f"account {login}: created")
+            if password is None:
+                self.report(f"password of {login} (shown once): {chosen}")
+        else:
+            await refuse(login, account)
+            self.report(
+                f"account {login}: already there (password unchanged; "
+                f"'chat-tui admin passwd {login}' sets a new one)"
+            )
 
     async def grant(self, user_id: str, wanted: AccountPermissions) -> None:
         found = await self.api.user_permissions(user_id)
@@ -205,6 +235,18 @@ class Provisioner:
                 f"{self.api.vhost}; choose another user ID"
             )
         await self._refuse_another_deployments(user_id)
+
+    async def _refuse_to_take_over_for_the_archive(
+        self, login: str, account: Mapping[str, Any]
+    ) -> None:
+        self._refuse_the_admin_login(login)
+        tags = tags_of(account)
+        if tags:
+            raise AdminError(
+                f"{login} is an existing account with the tags {', '.join(tags)}: the "
+                "archive's account has none; remove the tags or the account, then run "
+                "this again"
+            )
 
     def _refuse_the_admin_login(self, user_id: str) -> None:
         if user_id == self.api.login:
@@ -261,12 +303,13 @@ class Provisioner:
             self.report(f"queue {queue}: {'deleted' if gone else 'not there'}")
 
     async def passwd(self, name: str, password: str | None) -> None:
-        user_id = user_id_of(name)
+        """A chat user's or the archive's new password."""
+        archive = is_archive_login(self.names, name)
+        user_id = name if archive else user_id_of(name)
         account = await self.api.user(user_id)
         if account is None:
-            raise AdminError(
-                f"there is no account {user_id}: 'chat-tui admin add-user {user_id}' creates it"
-            )
+            adding = "add-archive" if archive else f"add-user {user_id}"
+            raise AdminError(f"there is no account {user_id}: 'chat-tui admin {adding}' creates it")
         chosen = password or new_password()
         # PUT replaces the whole account: keep its tags as they are (check reports them).
         await self.api.put_user(user_id, chosen, tags=tags_of(account))

@@ -64,9 +64,16 @@ def test_init_declares_the_shared_topology_and_is_idempotent(admin: Admin) -> No
         f"binding {ns}.dead -> {ns}.dead-letters (-): created",
         f"binding {ns}.messages -> {ns}.directory (directory.#): created",
     ]
-    assert first[6].startswith("warning: the guest account exists")
+    assert first[6:11] == [
+        f"queue {ns}.archive: created",
+        f"queue {ns}.archive.requests: created",
+        f"binding {ns}.messages -> {ns}.archive (group.#): created",
+        f"binding {ns}.messages -> {ns}.archive (user.#): created",
+        f"binding {ns}.messages -> {ns}.archive.requests (archive.request): created",
+    ]
+    assert first[11].startswith("warning: the guest account exists")
     again = admin.ok("init")
-    assert [line.rsplit(": ", 1)[1] for line in again[:6]] == ["already there"] * 6
+    assert [line.rsplit(": ", 1)[1] for line in again[:11]] == ["already there"] * 11
     dead_letters = admin.api_get(f"api/queues/{admin.v}/{ns}.dead-letters")
     assert isinstance(dead_letters, dict)
     assert dead_letters["arguments"] == {"x-max-length": DEAD_LETTERS_MAX_LENGTH}
@@ -188,7 +195,12 @@ async def test_remove_user_deletes_the_account_and_its_queues(admin: Admin) -> N
         await aio_pika.connect(admin.node.amqp_url(name, password, admin.vhost))
     queues = admin.api_get(f"api/queues/{admin.v}")
     assert isinstance(queues, list)
-    assert {q["name"] for q in queues} == {names.dead_letters_queue, names.directory_stream}
+    assert {q["name"] for q in queues} == {
+        names.dead_letters_queue,
+        names.directory_stream,
+        names.archive_queue,
+        names.archive_requests_queue,
+    }
     again = await in_thread(admin, "remove-user", name)
     assert [line.rsplit(": ", 1)[1] for line in again] == [
         "not there",
@@ -213,8 +225,9 @@ def test_check_is_clean_after_add_user(admin: Admin) -> None:
     admin.add_user("hank")
     lines = admin.ok("check")
     assert lines[0].startswith("warning: guest: the guest account exists; whether it may log")
-    assert lines[-1].endswith("0 problems, 1 warning")
-    assert len(lines) == 2
+    assert lines[1].startswith(f"warning: {admin.names.namespace}.archive: no archive account:")
+    assert lines[-1].endswith("0 problems, 2 warnings")
+    assert len(lines) == 3
 
 
 def test_check_finds_drift_and_add_user_repairs_it(admin: Admin) -> None:
@@ -250,7 +263,7 @@ def test_check_finds_drift_and_add_user_repairs_it(admin: Admin) -> None:
         line.startswith(f"{stray}: has rights on vhost {admin.vhost} but no chat queues")
         for line in lines
     )
-    assert lines[-1].endswith("7 problems, 1 warning")
+    assert lines[-1].endswith("7 problems, 2 warnings")
 
     assert (
         admin.ok("add-user", wide)[-2] == f"permissions of {wide} on vhost {admin.vhost}: updated"
@@ -258,7 +271,7 @@ def test_check_finds_drift_and_add_user_repairs_it(admin: Admin) -> None:
     assert admin.ok("add-user", untopical)[-1] == f"topic permissions of {untopical}: set"
     still = admin.run("check").stdout.splitlines()
     assert not any(line.startswith((f"{wide}:", f"{untopical}:")) for line in still)
-    assert still[-1].endswith("3 problems, 1 warning")
+    assert still[-1].endswith("3 problems, 2 warnings")
 
 
 def test_a_wrong_admin_password_is_one_clear_line_without_the_password(admin: Admin) -> None:
