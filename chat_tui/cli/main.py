@@ -92,9 +92,28 @@ def build_parser() -> argparse.ArgumentParser:
     demo = command("demo", "open the app with simulated users chatting in #lobby")
     demo.add_argument("--bots", type=int, default=3, help="how many simulated users")
 
+    archive = command(
+        "archive",
+        "run an archive worker: store every message, answer history and search "
+        "(start more of them to share the load)",
+    )
+    archive.add_argument(
+        "--archive-db", help="a postgresql:// URL or a SQLite file (default: in --data-dir)"
+    )
+    archive.add_argument(
+        "--retention-days", type=int, help="purge messages older than N days (default: keep all)"
+    )
+
     admin = command("admin", "set up a broker with one account per user (management API)")
     admin_commands.add_arguments(admin, each=lambda action: _settings_flags(action, True))
     return parser
+
+
+async def _archive(settings: Settings, args: argparse.Namespace) -> int:
+    # Here, not at the top: only this command needs the archive's database drivers.
+    from chat_tui.archive import service
+
+    return await service.run(settings, args)
 
 
 COMMANDS: dict[str, Command] = {
@@ -108,6 +127,7 @@ COMMANDS: dict[str, Command] = {
     "users": commands.users,
     "history": commands.history,
     "admin": admin_commands.run,
+    "archive": _archive,
 }
 
 
@@ -144,6 +164,8 @@ def _load(args: argparse.Namespace) -> Settings:
         "namespace": args.namespace,
         "data_dir": args.data_dir,
         "read_receipts": args.read_receipts,
+        "archive_db": getattr(args, "archive_db", None),
+        "archive_retention_days": getattr(args, "retention_days", None),
     }
     return load_settings(**flags)
 
