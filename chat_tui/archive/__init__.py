@@ -1,0 +1,1 @@
+"""The archive service (`chat-tui archive`): every message stored, for history and search."""

@@ -1,0 +1,392 @@
+"""The archive's database, every behaviour on both backends: a SQLite file and a fresh
+PostgreSQL database on the shared server (and a private server for the restart)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import struct
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from chat_tui.archive.database import (
+    ArchiveDatabase,
+    ArchiveDatabaseUnavailable,
+    ConversationRef,
+    PostgresArchive,
+    Readable,
+    SqliteArchive,
+    history_cursor,
+    open_archive_database,
+)
+from chat_tui.protocol.archive import MAX_SNIPPET_CHARS
+from chat_tui.protocol.models import SendMessage
+from tests.archive.pg_server import PrivateServer, fresh_database
+
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+TEAM = ConversationRef.group("team")
+ALICE_BOB = ConversationRef.dm("bob", "alice")
+ALICE = Readable("alice", frozenset({"team"}))
+
+
+def message(
+    content: str,
+    *,
+    sender: str = "bob",
+    group: str | None = "team",
+    to: str | None = None,
+    at: datetime = START,
+) -> SendMessage:
+    return SendMessage(
+        message_id=uuid.uuid4(),
+        sender_id=sender,
+        group_id=None if to is not None else group,
+        recipient_id=to,
+        content=content,
+        timestamp=at,
+    )
+
+
+def in_order(messages: list[SendMessage]) -> list[SendMessage]:
+    """The archive's order within a conversation: by time, then message_id."""
+    return sorted(messages, key=lambda m: (m.timestamp, m.message_id))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def location(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """Where an archive lives: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "archive" / "archive.sqlite3")
+    else:
+        async with fresh_database() as url:
+            yield url
+
+
+@pytest.fixture
+async def archive(location: str) -> AsyncIterator[ArchiveDatabase]:
+    opened = open_archive_database(location)
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def page_through(
+    archive: ArchiveDatabase, conversation: ConversationRef, direction: str, limit: int
+) -> list[list[SendMessage]]:
+    pages: list[list[SendMessage]] = []
+    cursor: str | None = None
+    while True:
+        page, cursor = await archive.history(conversation, cursor, direction, limit)  # type: ignore[arg-type]
+        pages.append(page)
+        if cursor is None:
+            return pages
+
+
+def test_the_location_picks_the_backend(tmp_path: Path) -> None:
+    assert isinstance(open_archive_database("postgresql://u@db/archive"), PostgresArchive)
+    assert isinstance(open_archive_database("postgres://u@db/archive"), PostgresArchive)
+    assert isinstance(open_archive_database(str(tmp_path / "a.sqlite3")), SqliteArchive)
+
+
+def test_a_dm_is_named_by_its_two_parties_either_way_round() -> None:
+    assert ConversationRef.dm("bob", "alice") == ConversationRef.dm("alice", "bob")
+    to_alice = message("hi", sender="bob", to="alice")
+    to_bob = message("hi", sender="alice", to="bob")
+    assert ConversationRef.of_message(to_alice) == ConversationRef.of_message(to_bob) == ALICE_BOB
+    assert ConversationRef.of_message(message("hi")) == TEAM
+    with pytest.raises(ValueError):
+        ConversationRef(group_id="team", parties=("alice", "bob"))
+
+
+async def test_each_message_is_stored_once_and_counted(archive: ArchiveDatabase) -> None:
+    first = [message(f"m{i}") for i in range(3)]
+    assert await archive.store(first) == 3
+    again = [*first, message("new")]
+    assert await archive.store(again) == 1
+    twice_in_one_batch = message("twice")
+    assert await archive.store([twice_in_one_batch, twice_in_one_batch]) == 1
+    assert await archive.store([]) == 0
+    assert await archive.count() == 5
+
+
+async def test_an_archive_opened_again_keeps_everything(location: str) -> None:
+    first = open_archive_database(location)
+    await first.open()
+    stored = [message(f"m{i}", at=START + timedelta(seconds=i)) for i in range(4)]
+    await first.store(stored)
+    await first.close()
+    again = open_archive_database(location)
+    await again.open()
+    try:
+        assert await again.count() == 4
+        page, _ = await again.history(TEAM, None, "newer", 10)
+        assert page == stored
+    finally:
+        await again.close()
+
+
+async def test_workers_opening_one_archive_at_once_create_it_once(location: str) -> None:
+    workers = [open_archive_database(location) for _ in range(3)]
+    await asyncio.gather(*(w.open() for w in workers))
+    try:
+        assert await workers[0].store([message("hello")]) == 1
+        assert [await w.count() for w in workers] == [1, 1, 1]
+    finally:
+        for w in workers:
+            await w.close()
+
+
+async def test_racing_workers_store_each_message_once(location: str) -> None:
+    one, two = open_archive_database(location), open_archive_database(location)
+    await one.open()
+    await two.open()
+    try:
+        batches = [[message(f"r{round_}-{i}") for i in range(50)] for round_ in range(10)]
+        new = 0
+        for batch in batches:
+            # The same copies, in opposite orders, at the same time.
+            counts = await asyncio.gather(one.store(batch), two.store(batch[::-1]))
+            new += sum(counts)
+        assert new == 500
+        assert await one.count() == 500
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_history_pages_older_from_the_newest_across_equal_times(
+    archive: ArchiveDatabase,
+) -> None:
+    # Three messages per second: a page boundary falls between equal timestamps.
+    stored = [message(f"m{i}", at=START + timedelta(seconds=i // 3)) for i in range(25)]
+    await archive.store(stored[::-1])
+    await archive.store([message("elsewhere", group="other")])
+    pages = await page_through(archive, TEAM, "older", 7)
+    assert [len(p) for p in pages] == [7, 7, 7, 4]
+    expected = in_order(stored)
+    assert pages[0] == expected[-7:]  # the newest page, oldest first
+    assert [m for page in reversed(pages) for m in page] == expected
+
+
+async def test_history_pages_newer_from_the_oldest(archive: ArchiveDatabase) -> None:
+    stored = [message(f"m{i}", at=START + timedelta(seconds=i // 4)) for i in range(20)]
+    await archive.store(stored)
+    pages = await page_through(archive, TEAM, "newer", 8)
+    assert [len(p) for p in pages] == [8, 8, 4]
+    assert [m for page in pages for m in page] == in_order(stored)
+
+
+async def test_a_full_last_page_says_nothing_is_further(archive: ArchiveDatabase) -> None:
+    stored = [message(f"m{i}", at=START + timedelta(seconds=i)) for i in range(6)]
+    await archive.store(stored)
+    page, cursor = await archive.history(TEAM, None, "older", 6)
+    assert page == stored
+    assert cursor is None
+    assert await archive.history(ConversationRef.group("empty"), None, "older", 5) == ([], None)
+
+
+async def test_a_cursor_is_a_position_either_direction_continues_from(
+    archive: ArchiveDatabase,
+) -> None:
+    stored = in_order([message(f"m{i}", at=START + timedelta(seconds=i // 2)) for i in range(10)])
+    await archive.store(stored)
+    middle = history_cursor(stored[4])
+    older, _ = await archive.history(TEAM, middle, "older", 10)
+    newer, _ = await archive.history(TEAM, middle, "newer", 10)
+    assert older == stored[:4]
+    assert newer == stored[5:]
+    _, cursor = await archive.history(TEAM, None, "older", 3)
+    assert cursor == history_cursor(stored[7])
+
+
+async def test_a_dm_is_one_conversation_whoever_sent(archive: ArchiveDatabase) -> None:
+    dm = [
+        message("hi alice", sender="bob", to="alice", at=START),
+        message("hi bob", sender="alice", to="bob", at=START + timedelta(seconds=1)),
+    ]
+    await archive.store([*dm, message("to carol", sender="bob", to="carol"), message("team")])
+    assert await archive.history(ALICE_BOB, None, "older", 10) == (dm, None)
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "",
+        "nonsense",
+        "a1.",
+        "a1.!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+        "a1." + "A" * 33,
+        "b1." + "A" * 32,
+    ],
+)
+async def test_a_malformed_cursor_is_a_value_error(archive: ArchiveDatabase, cursor: str) -> None:
+    with pytest.raises(ValueError, match="malformed cursor"):
+        await archive.history(TEAM, cursor, "older", 10)
+
+
+async def test_a_cursor_out_of_time_range_is_a_value_error(archive: ArchiveDatabase) -> None:
+    # Well formed, but the largest 64-bit count of microseconds: past the year 9999.
+    far = base64.urlsafe_b64encode(struct.pack(">q16s", 2**63 - 1, bytes(16)))
+    with pytest.raises(ValueError, match="malformed cursor"):
+        await archive.history(TEAM, "a1." + far.decode().rstrip("="), "newer", 5)
+
+
+async def test_search_answers_only_what_the_requester_may_read(archive: ArchiveDatabase) -> None:
+    in_team = message("the release is friday", group="team")
+    in_ops = message("the release is delayed", group="ops")
+    bob_to_alice = message("release notes for you", sender="bob", to="alice")
+    carol_to_bob = message("release party?", sender="carol", to="bob")
+    await archive.store([in_team, in_ops, bob_to_alice, carol_to_bob])
+
+    found = await archive.search("release", ALICE, None, 10)
+    assert {h.message for h in found} == {in_team, bob_to_alice}
+    as_bob = await archive.search("release", Readable("bob", frozenset({"ops"})), None, 10)
+    assert {h.message for h in as_bob} == {in_ops, bob_to_alice, carol_to_bob}
+    stranger = Readable("mallory", frozenset())
+    assert await archive.search("release", stranger, None, 10) == []
+    # A conversation named in the request narrows; it never widens what may be read.
+    within_dm = await archive.search("release", ALICE, ALICE_BOB, 10)
+    assert [h.message for h in within_dm] == [bob_to_alice]
+    not_hers = await archive.search("release", ALICE, ConversationRef.dm("bob", "carol"), 10)
+    assert not_hers == []
+
+
+async def test_search_ranks_the_message_about_the_words_first(archive: ArchiveDatabase) -> None:
+    about = message("deploy deploy: the deploy failed", at=START)
+    mentions = message(
+        "long notes from the meeting about lunch, the office move, holidays and a deploy "
+        "that someone mentioned in passing, then more about lunch and the weather",
+        at=START + timedelta(seconds=1),
+    )
+    unrelated = message("lunch at noon", at=START + timedelta(seconds=2))
+    await archive.store([mentions, about, unrelated])
+    hits = await archive.search("deploy", ALICE, None, 10)
+    assert [h.message for h in hits] == [about, mentions]
+    assert hits[0].rank > hits[1].rank
+    assert len(await archive.search("deploy", ALICE, None, 1)) == 1
+
+
+FTS_TEXTS = {
+    "near": "please deploy the fix near the gate",
+    "operators": "deploy and or not",
+    "deployed": "the fix is not deployed",
+}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ('"deploy', {"near", "operators"}),
+        ('deploy"', {"near", "operators"}),
+        ('"deploy the fix"', {"near"}),
+        ("NEAR(deploy fix)", {"near"}),
+        ("deploy*", {"near", "operators"}),
+        ("-deploy", {"near", "operators"}),
+        ("deploy -fix", {"near"}),
+        ("deploy (fix", {"near"}),
+        ("fix)", {"near", "deployed"}),
+        ("deploy AND OR NOT", {"operators"}),
+        ("NOT deploy", {"operators"}),
+        ("^deploy", {"near", "operators"}),
+        ("fix:deploy", {"near"}),
+        ("content:fix", set()),
+        ("deploy + fix", {"near"}),
+        ("DEPLOY", {"near", "operators"}),
+        ("*", set()),
+        ("()", set()),
+        ('""', set()),
+        ("- - -", set()),
+        ("a\x00b", set()),
+    ],
+)
+async def test_search_syntax_in_a_query_is_searched_as_plain_words(
+    archive: ArchiveDatabase, query: str, expected: set[str]
+) -> None:
+    stored = {name: message(text) for name, text in FTS_TEXTS.items()}
+    await archive.store(list(stored.values()))
+    hits = await archive.search(query, ALICE, None, 10)
+    assert {h.message.content for h in hits} == {FTS_TEXTS[name] for name in expected}
+
+
+async def test_a_snippet_is_short_plain_text_around_the_match(archive: ArchiveDatabase) -> None:
+    filler = " ".join(f"word{i}" for i in range(700))
+    long = message(f"{filler}\n\nthe  needle\tis here {filler}")
+    short = message("a short needle")
+    await archive.store([long, short])
+    hits = {h.message: h.snippet for h in await archive.search("needle", ALICE, None, 10)}
+    assert hits[short] == "a short needle"
+    assert "the needle is here" in hits[long]
+    assert len(hits[long]) <= MAX_SNIPPET_CHARS
+    assert hits[long].startswith("…") and hits[long].endswith("…")
+
+
+async def test_purge_removes_old_messages_and_their_search_entries(
+    archive: ArchiveDatabase,
+) -> None:
+    old = [message(f"ancient relic {i}", at=START - timedelta(days=40 + i)) for i in range(3)]
+    recent = message("recent relic", at=START)
+    await archive.store([*old, recent])
+    assert await archive.purge_before(START - timedelta(days=30)) == 3
+    assert await archive.count() == 1
+    assert [h.message for h in await archive.search("relic", ALICE, None, 10)] == [recent]
+    assert await archive.search("ancient", ALICE, None, 10) == []
+    assert await archive.history(TEAM, None, "older", 10) == ([recent], None)
+    assert await archive.purge_before(START - timedelta(days=30)) == 0
+
+
+async def test_a_nul_character_is_kept_as_a_replacement_character(
+    archive: ArchiveDatabase,
+) -> None:
+    """PostgreSQL's text cannot hold U+0000; both backends answer alike."""
+    await archive.store([message("before\x00after")])
+    (stored,), _ = await archive.history(TEAM, None, "older", 1)
+    assert stored.content == "before\ufffdafter"
+    assert [h.message for h in await archive.search("after", ALICE, None, 5)] == [stored]
+
+
+async def test_postgres_down_is_unavailable_and_back_without_reopening(
+    private_postgres: PrivateServer,
+) -> None:
+    async with fresh_database(private_postgres.url) as url:
+        archive = open_archive_database(url)
+        await archive.open()
+        try:
+            assert await archive.store([message("before")]) == 1
+            private_postgres.crash()
+            with pytest.raises(ArchiveDatabaseUnavailable):
+                await archive.store([message("while down")])
+            with pytest.raises(ArchiveDatabaseUnavailable):
+                await archive.search("before", ALICE, None, 5)
+            private_postgres.start()
+            assert await archive.store([message("after")]) == 1
+            assert await archive.count() == 2
+        finally:
+            await archive.close()
+
+
+async def test_postgres_that_is_not_there_at_open_is_unavailable() -> None:
+    server = PrivateServer()  # initialised, never started: nothing listens on its port
+    try:
+        archive = open_archive_database(f"{server.url}/archive")
+        with pytest.raises(ArchiveDatabaseUnavailable):
+            await archive.open()
+    finally:
+        with contextlib.suppress(Exception):
+            server.destroy()
+
+
+async def test_sqlite_archive_file_is_the_services_alone(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "archive.sqlite3"
+    archive = open_archive_database(str(path))
+    await archive.open()
+    try:
+        await archive.store([message("a dm", to="alice")])
+    finally:
+        await archive.close()
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
