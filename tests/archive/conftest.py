@@ -1,4 +1,5 @@
-"""Fixtures of the archive's tests: PostgreSQL databases of their own (see pg_server.py)."""
+"""Fixtures of the archive's tests: PostgreSQL databases of their own (see pg_server.py),
+and the service's world (see service_world.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.archive.pg_server import PrivateServer, fresh_database
+from tests.archive.service_world import archive_db, world
+
+__all__ = ["archive_db", "world"]
 
 
 @pytest.fixture
