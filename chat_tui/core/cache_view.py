@@ -52,6 +52,19 @@ class CacheView:
             conversation, before_seq=before_seq, after_seq=after_seq, limit=limit
         )
 
+    async def around(
+        self, conversation: Conversation, seq: int, *, before: int = 50, after: int = 50
+    ) -> list[StoredMessage]:
+        """The window around the message at `seq`, ascending, the message included: to
+        open a conversation at a search result."""
+        earlier = await self._store.history(conversation, before_seq=seq + 1, limit=before + 1)
+        later = await self._store.history(conversation, after_seq=seq, limit=after)
+        return earlier + later
+
+    async def at_beginning(self, conversation: Conversation) -> bool:
+        """The archive said nothing is older than what the cache holds of it."""
+        return (await self._store.archive_position(conversation)).at_beginning
+
     async def message_details(self, message: StoredMessage) -> MessageDetails:
         """The message as stored now (its status may have moved on since it was drawn),
         whom it went to, and who received and read it."""

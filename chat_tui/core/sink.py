@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from chat_tui.core.records import StatusChange, StoredMessage
 from chat_tui.core.status import ClientStatus
+from chat_tui.protocol.conversations import Conversation
 
 
 class Sink:
@@ -29,4 +30,14 @@ class Sink:
         return None
 
     def problem(self, text: str) -> None:
+        return None
+
+    def history_filled(self, conversation: Conversation, count: int) -> None:
+        """`count` messages came into the history of `conversation` from the archive (a
+        join, a new device, scrolling up, opening a search result): reload what is shown
+        of it. They are not news: never passed to `show`, never unread."""
+        return None
+
+    def archive_unavailable(self, text: str) -> None:
+        """No archive answers; `text` says so plainly. Called once per client."""
         return None

@@ -328,6 +328,10 @@ class Store:
         key = None if conversation is None else conversation.key
         return await self._db.run(lambda conn: local_search.search(conn, text, key, limit))
 
+    async def messages_by_id(self, message_ids: Sequence[str]) -> list[StoredMessage]:
+        """Those of `message_ids` that are cached, in seq order."""
+        return await self._db.run(lambda conn: message_rows.by_ids(conn, message_ids))
+
     async def has_messages(self) -> bool:
         return await self._db.run(
             lambda conn: conn.execute("SELECT 1 FROM messages LIMIT 1").fetchone() is not None
