@@ -42,6 +42,7 @@ import aio_pika
 from aio_pika.abc import (
     AbstractExchange,
     AbstractQueue,
+    AbstractRobustChannel,
     AbstractRobustConnection,
     AbstractRobustQueue,
 )
@@ -606,6 +607,13 @@ class Transport:
             raise PublishFailed(f"no confirm within {self.confirm_timeout} s") from None
         except (AMQPError, ChannelInvalidStateError, OSError, RuntimeError) as exc:
             raise PublishFailed(f"connection trouble: {exc or type(exc).__name__}") from None
+
+    async def open_channel(self) -> AbstractRobustChannel:
+        """A channel of its own, with confirms, for traffic of a protocol beside the chat
+        (the archive's requests, archive_requests.py); restored after a reconnect."""
+        if self._connection is None or not self.online:
+            raise BrokerUnreachable("not connected")
+        return await self._connection.channel(publisher_confirms=True, on_return_raises=True)
 
     # --- consuming -------------------------------------------------------------------
 
