@@ -1,5 +1,6 @@
 """`Store`: the per-user cache as one object. Each method is one trip to the SQLite
-thread, and each write one transaction, composed from the table modules beside this one
+thread (or none, for the few messages that may commit on the event loop: database.py),
+and each write one transaction, composed from the table modules beside this one
 (which take the connection, so that a transaction can span them). What to decide (which
 receipts, mentions, statuses) comes from the `CachePolicy` the client core hands in."""
 
@@ -19,7 +20,7 @@ from chat_tui.store import messages as message_rows
 from chat_tui.store import receipts as receipt_rows
 from chat_tui.store import search as local_search
 from chat_tui.store.backfill import ArchivePosition
-from chat_tui.store.database import Database
+from chat_tui.store.database import SMALL_BATCH, Database
 from chat_tui.store.policy import CachePolicy, ReceiptToQueue
 from chat_tui.store.records import (
     ConversationSummary,
@@ -120,7 +121,8 @@ class Store:
             )
             return stored, item
 
-        return await self._db.transaction(work, durable=durable)
+        # One message: on the event loop when the SQLite thread is idle (database.py).
+        return await self._db.transaction(work, durable=durable, small=True)
 
     async def enqueue_directory(self, event: DirectoryEvent) -> None:
         await self._db.transaction(
@@ -153,7 +155,7 @@ class Store:
         # Not durable by itself: losing it in a power cut only publishes these again
         # with the same message IDs, and receivers deduplicate. The next durable commit
         # syncs it.
-        return await self._db.transaction(work, durable=False)
+        return await self._db.transaction(work, durable=False, small=len(items) <= SMALL_BATCH)
 
     async def fail_outgoing(self, item: OutboxItem, reason: str) -> StatusChange | None:
         """The broker returned it (nobody to route to): it will never go out."""
@@ -194,7 +196,9 @@ class Store:
             unshown = message_rows.by_seqs(conn, stored.unshown) if stored.unshown else []
             return stored, unshown
 
-        stored, unshown = await self._db.transaction(work, durable=durable)
+        stored, unshown = await self._db.transaction(
+            work, durable=durable, small=len(messages) <= SMALL_BATCH
+        )
         new = ingest.new_messages(incoming, stored)
         return IngestResult(
             new_messages=new,
