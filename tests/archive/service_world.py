@@ -25,7 +25,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
 
-from chat_tui.archive.database import ArchiveDatabase, open_archive_database
+from chat_tui.archive.database import ArchiveDatabase, ConversationRef, open_archive_database
 from chat_tui.archive.service import serve
 from chat_tui.config import Settings
 from chat_tui.protocol.archive import ArchiveAnswer, ArchiveRequest, decode_answer
@@ -49,14 +49,22 @@ async def archive_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         yield url
 
 
-@pytest.fixture
-async def world(amqp_url: str, tmp_path: Path, archive_db: str) -> AsyncIterator[ArchiveWorld]:
+@contextlib.asynccontextmanager
+async def archive_world(
+    amqp_url: str, tmp_path: Path, archive_db: str
+) -> AsyncIterator[ArchiveWorld]:
     world = ArchiveWorld(amqp_url, tmp_path, archive_db)
     await world.open()
     try:
         yield world
     finally:
         await world.close()
+
+
+@pytest.fixture
+async def world(amqp_url: str, tmp_path: Path, archive_db: str) -> AsyncIterator[ArchiveWorld]:
+    async with archive_world(amqp_url, tmp_path, archive_db) as opened:
+        yield opened
 
 
 def chat(
@@ -149,6 +157,13 @@ class ArchiveWorld:
             await self._database.open()
         return self._database
 
+    async def forget_database(self) -> None:
+        """Close the test's own handle (before its server goes away)."""
+        database, self._database = self._database, None
+        if database is not None:
+            with contextlib.suppress(Exception):
+                await database.close()
+
     async def stored(self) -> int:
         return await (await self.database()).count()
 
@@ -156,8 +171,9 @@ class ArchiveWorld:
         """A worker in this process, once it consumes (its queues exist)."""
         worker = RunningWorker(self.settings(**overrides))
         self.workers.append(worker)
+        running = sum(not each.task.done() for each in self.workers)
         await eventually(
-            lambda: self.consumers(self.names.archive_requests_queue, at_least=1),
+            lambda: self.consumers(self.names.archive_requests_queue, at_least=running),
             what="the worker to consume",
             timeout=20,
         )
@@ -212,6 +228,20 @@ class ArchiveWorld:
         """NS.archive holds nothing ready (what is delivered may still be unacked)."""
         return await self.depth(self.names.archive_queue) == 0
 
+    async def contents(self, group: str) -> list[str]:
+        """Every archived message of `group`, in conversation order, read straight from
+        the database: a message stored twice would show twice."""
+        database = await self.database()
+        texts: list[str] = []
+        cursor = None
+        while True:
+            page, cursor = await database.history(
+                ConversationRef.group(group), cursor, "newer", 200
+            )
+            texts += [m.content for m in page]
+            if cursor is None:
+                return texts
+
     async def holds(self, count: int) -> bool:
         """The database holds exactly `count` messages."""
         return await self.stored() == count
@@ -230,6 +260,14 @@ class ArchiveWorld:
         await asyncio.gather(
             *(self.publish(m.to_body(), routing_key_of(m), **properties) for m in messages)
         )
+
+    async def send_in_chunks(
+        self, messages: Sequence[SendMessage], *, chunk: int, pause: float
+    ) -> None:
+        """A steady load: `chunk` messages at a time, `pause` seconds apart."""
+        for start in range(0, len(messages), chunk):
+            await self.send(messages[start : start + chunk])
+            await asyncio.sleep(pause)
 
     async def register(self, *users: str) -> None:
         for user in users:
