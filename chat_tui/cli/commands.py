@@ -7,7 +7,14 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 
-from chat_tui.cli.printing import PrintingSink, ProblemSink, as_json, as_text
+from chat_tui.cli.printing import (
+    PrintingSink,
+    ProblemSink,
+    as_json,
+    as_text,
+    hit_as_json,
+    hit_as_text,
+)
 from chat_tui.config import Settings, redact
 from chat_tui.core.client import ChatClient
 from chat_tui.core.errors import ChatError, OfflineError
@@ -198,3 +205,24 @@ async def history(settings: Settings, args: argparse.Namespace) -> int:
             print(as_json(message) if args.json else as_text(message))
         await _finish(client)
     return 0
+
+
+NO_MATCH = 3
+"""`chat-tui search`'s exit code when nothing matched (1 is an error, 2 a usage error)."""
+
+
+async def search(settings: Settings, args: argparse.Namespace) -> int:
+    conversation = conversation_of(args) if args.group or args.dm else None
+    async with ChatClient(settings, ProblemSink(), receive_messages=False) as client:
+        await _connect(client, required=False)
+        outcome = await client.search(args.text, conversation, limit=args.limit)
+        for hit in outcome.hits:
+            print(hit_as_json(hit) if args.json else hit_as_text(hit))
+        if outcome.archive in ("unavailable", "refused"):
+            print(
+                f"chat-tui: only the local cache was searched: {outcome.archive_detail}",
+                file=sys.stderr,
+            )
+        if not outcome.hits:
+            print("chat-tui: no message matches", file=sys.stderr)
+    return 0 if outcome.hits else NO_MATCH

@@ -89,6 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--limit", type=int, default=50, help="the last N messages")
     history.add_argument("--json", action="store_true", help="one JSON object per line")
 
+    search = command(
+        "search",
+        "search every conversation, in the local cache and the archive; exits 0 with "
+        "matches, 3 with none, 1 on an error",
+    )
+    search.add_argument("text", help="plain words; quotes and operators are searched as text")
+    target = search.add_mutually_exclusive_group()
+    target.add_argument("--group", "-g", help="only in this group")
+    target.add_argument("--dm", "-d", help="only in the DM with this user")
+    search.add_argument("--limit", type=int, default=20, help="at most N results")
+    search.add_argument("--json", action="store_true", help="one JSON object per line")
+
     demo = command("demo", "open the app with simulated users chatting in #lobby")
     demo.add_argument("--bots", type=int, default=3, help="how many simulated users")
 
@@ -126,6 +138,7 @@ COMMANDS: dict[str, Command] = {
     "members": commands.members,
     "users": commands.users,
     "history": commands.history,
+    "search": commands.search,
     "admin": admin_commands.run,
     "archive": _archive,
 }

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from chat_tui.core.records import StoredMessage
+from chat_tui.core.search import SearchHit
 from chat_tui.core.sink import Sink
 from chat_tui.protocol.conversations import Conversation
 
@@ -57,6 +58,27 @@ def as_text(message: StoredMessage) -> str:
     suffix = f"  [{label}]" if label else ""
     text = _printable(message.content)
     return f"{when}  {message.conversation}  {message.sender_id}: {text}{suffix}"
+
+
+def hit_as_json(hit: SearchHit) -> str:
+    return json.dumps(
+        {
+            "conversation": hit.conversation.key,
+            "message_id": hit.message_id,
+            "sender_id": hit.sender_id,
+            "timestamp": hit.sent_at.isoformat().replace("+00:00", "Z"),
+            "snippet": hit.snippet,
+            "content": hit.content,
+            "in_cache": hit.in_cache,
+        },
+        ensure_ascii=False,
+    )
+
+
+def hit_as_text(hit: SearchHit) -> str:
+    when = hit.sent_at.astimezone().strftime("%Y-%m-%d %H:%M")
+    where = "" if hit.in_cache else "  [archive]"
+    return f"{when}  {hit.conversation}  {hit.sender_id}: {_printable(hit.snippet)}{where}"
 
 
 class PrintingSink(Sink):

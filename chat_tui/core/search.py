@@ -62,6 +62,12 @@ def check_query(text: str) -> str:
     return text
 
 
+def check_limit(limit: int) -> int:
+    if limit < 1:
+        raise InvalidInputError(f"a search returns at least one result, not {limit}")
+    return limit
+
+
 class Search:
     def __init__(self, store: Store, archive: ArchiveClient | None) -> None:
         self._store = store
@@ -69,6 +75,7 @@ class Search:
 
     async def run(self, text: str, conversation: Conversation | None, limit: int) -> SearchOutcome:
         check_query(text)
+        check_limit(limit)
         local_task = asyncio.ensure_future(self._store.search(text, conversation, limit))
         if self._archive is None:
             return SearchOutcome(self._merge(await local_task, None, limit), "not_asked")

@@ -1,12 +1,14 @@
 """Local search: the cache's FTS5 index over message text (schema version 3).
 
-The user's text is plain words. Each word becomes a quoted FTS5 string, so quotes,
-NEAR, `*`, `-` and brackets are searched as text and never make the query invalid; a
-word with no letter or digit in it matches nothing and is dropped.
+The user's text is plain words: runs of letters and digits, each a quoted FTS5 string
+(which then holds no quote of its own), all required. Quotes, NEAR, `*`, `-`, brackets
+and AND/OR/NOT are text, and punctuation only separates words, so no query is invalid;
+one without a word finds nothing.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 
@@ -26,12 +28,17 @@ class LocalHit:
     """Higher is better (FTS5's bm25, negated)."""
 
 
+_WORD = re.compile(r"[^\W_]+")
+"""A run of letters and digits: how FTS5's unicode61 tokenizer splits text (and how the
+archive splits a query, so that both find the same)."""
+
+
 def match_expression(text: str) -> str | None:
     """An FTS5 query that finds every word of `text`, or None if it has no words."""
-    words = [word for word in text.split() if any(ch.isalnum() for ch in word)]
+    words = _WORD.findall(text)
     if not words:
         return None
-    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
+    return " AND ".join(f'"{word}"' for word in words)
 
 
 def search(

@@ -4,6 +4,8 @@ real archive (`chat-tui archive`, in-process), on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from aiormq.exceptions import ChannelNotFoundEntity
 from chat_tui.core.client import ChatClient
 from chat_tui.core.errors import ArchiveRefusedError, ArchiveUnavailableError
 from chat_tui.protocol.conversations import Conversation
-from tests.conftest import Deployment, eventually
+from tests.conftest import Deployment, eventually, knows
 from tests.history.conftest import HistorySink, RunningArchive, delete_archive_queues, texts
 
 LOBBY = Conversation.group("lobby")
@@ -239,3 +241,67 @@ async def test_the_requester_asks_again_after_its_channel_was_closed(
         await underlay.exchange_declare("no.such.exchange", passive=True)
     outcome = await alice.search("after")
     assert outcome.archive == "answered" and [h.content for h in outcome.hits] == ["after"]
+
+
+async def cli(deployment: Deployment, *args: str) -> tuple[int, str, str]:
+    """`chat-tui ARGS` as a subprocess, without blocking the archive on this loop."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "chat_tui",
+        *args,
+        env=deployment.cli_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_the_cli_searches_the_cache_and_the_archive(
+    deployment: Deployment, archive: RunningArchive
+) -> None:
+    alice = await lobby_with(deployment, "the deploy is at noon", "lunch after the deploy")
+    bob, _ = await user(deployment, "bob")
+    await eventually(lambda: knows(alice, "bob"), what="alice to know bob")
+    await alice.wait_sent((await alice.send(Conversation.dm("bob"), "deploy keys")).message_id, 10)
+    await archived(alice, Conversation.dm("bob"), 1)
+    for client in (alice, bob):
+        await client.stop()
+        deployment.clients.remove(client)
+    # bob's next start is on a machine of its own: nothing cached.
+    env_dir = deployment.data_dir / "bob-elsewhere"
+    code, out, err = await cli(deployment, "search", "deploy", "--user", "alice", "--json")
+    assert code == 0, err
+    found = [json.loads(line) for line in out.splitlines()]
+    assert {f["content"] for f in found} == {
+        "the deploy is at noon",
+        "lunch after the deploy",
+        "deploy keys",
+    }
+    assert all(f["in_cache"] for f in found)
+    code, out, _ = await cli(deployment, "search", "deploy", "--user", "alice", "--dm", "bob")
+    assert code == 0 and out.count("\n") == 1 and "@bob  alice: deploy keys" in out
+    # bob has nothing cached: his hits come from the archive, and only what he may read.
+    code, out, err = await cli(
+        deployment, "search", '"deploy* -keys', "--user", "bob", "--data-dir", str(env_dir)
+    )
+    assert code == 0, err
+    assert out.count("[archive]") == 1 and "deploy keys" in out
+    code, out, err = await cli(deployment, "search", "nothing-like-it", "--user", "alice")
+    assert code == 3 and out == "" and "no message matches" in err
+    code, _, err = await cli(deployment, "search", "   ", "--user", "alice")
+    assert code == 1 and "empty" in err
+
+
+async def test_the_cli_says_when_only_the_cache_was_searched(deployment: Deployment) -> None:
+    alice, _ = await user(deployment, "alice")
+    await alice.create_group("lobby")
+    await alice.wait_sent((await alice.send(LOBBY, "cached only")).message_id, timeout=10)
+    await alice.stop()
+    deployment.clients.remove(alice)
+    code, out, err = await cli(deployment, "search", "cached", "--user", "alice")
+    assert code == 0 and "#lobby  alice: cached only" in out
+    assert "only the local cache was searched" in err
+    assert "not available on this deployment" in err
