@@ -24,7 +24,8 @@ PAUSE = 0.02
 WARM_UP = 6
 GROUP = "latency"
 BASELINE_GROUP = "latency-base"
-P50_GOAL = Goal("ratio", "<=", 1.2)
+P50_GOAL = Goal("ratio", "<=", 1.3)
+"""Issue 11: at most 1.3 times plain aio-pika's, with the local commit on each side kept."""
 
 
 def percentile(samples: list[float], percent: int) -> float:
