@@ -37,6 +37,9 @@ class ClientStatus:
     refused: str | None = None
     """The broker refused us for good (login, rights, a missing object, a certificate):
     what was refused and what to do. The client does not retry; show it until it stops."""
+    node: str | None = None
+    """`host:port` of the broker node the client is on, while online: on a cluster the
+    client fails over between nodes, and this says which one it reached."""
 
 
 class StatusBoard:
@@ -127,5 +130,6 @@ class StatusBoard:
             unsent_messages=self.unsent_messages,
             standby=self.standby,
             refused=self.fatal_error,
+            node=link.node if link.state is LinkState.ONLINE else None,
         )
         self._publish(self.current)

@@ -18,6 +18,16 @@ forever, so while it reconnects the transport tries a plain connection of its ow
 and then, and a refusal there (or in restoring the channels) closes the robust
 connection and reports the refusal in `LinkStatus.refused`.
 
+Failover: given the URLs of several nodes, `connect` takes the first that answers, and
+after a loss the reconnect goes to the next node, round the list. aio-pika has no list
+of hosts (its issue #141), but its robust connection dials `connection.url` afresh on
+every attempt (aio-pika 10.2, pinned <11 in pyproject.toml; `url` is a public attribute
+that aio-pika's own `update_secret` reassigns too). So the transport points `url` at the
+next node when the link is lost, and the refusal probe, which tries a plain connection
+at aio-pika's pace anyway, moves it on again while the node it points at is down. The
+restore after a failover is then aio-pika's ordinary one: the same channels, the same
+consumers, and a dead channel's deliveries are never acked, as after any reconnect.
+
 Over 400 lines, for now: the refusal texts (`_connect_failure`, `_setup_refusal`,
 `_queue_type_mismatch`, `_open_mode_login`) read the transport's own state (login,
 mode, URL, queue type) and belong with it until they move, with the error classes, to
@@ -31,7 +41,7 @@ import contextlib
 import logging
 import re
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -40,6 +50,7 @@ from typing import Any, Protocol
 
 import aio_pika
 from aio_pika.abc import (
+    AbstractChannel,
     AbstractExchange,
     AbstractQueue,
     AbstractRobustChannel,
@@ -63,7 +74,7 @@ from aiormq.exceptions import (
 from pydantic import SecretStr
 from yarl import URL
 
-from chat_tui.config import connection_url, login_of, redact, without_password
+from chat_tui.config import connection_url, login_of, node_of, redact, without_password
 from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import Names, group_key
 from chat_tui.protocol.queues import QueueType, type_bound_arguments
@@ -112,6 +123,8 @@ class LinkStatus:
     refused: str | None = None
     """The broker refused us for good after the first connection (a login removed or
     changed, a right taken away): what was refused and what to do. The link is closed."""
+    node: str | None = None
+    """`host:port` of the node the link is on, while it is online."""
 
 
 @dataclass(frozen=True)
@@ -197,7 +210,7 @@ class Transport:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         names: Names,
         user_id: str,
         *,
@@ -211,15 +224,24 @@ class Transport:
         reconnect_interval: float = 2.0,
         prefetch: int = 1600,
     ) -> None:
-        in_url = URL(url).password
-        self.url = without_password(url)
-        """The broker's URL without the password, fit to show."""
+        given = [url] if isinstance(url, str) else list(url)
+        if not given:
+            raise ValueError("no broker URL given")
+        if len({login_of(each) for each in given}) > 1:
+            raise ValueError("the broker URLs must all log in with the same username")
+        in_url = URL(given[0]).password
+        self.urls = tuple(without_password(each) for each in given)
+        """The nodes to try, in order, without the password."""
+        self._current = 0
+        """The index in `urls` of the node the link is on, or tries next."""
+        self.url = self.urls[0]
+        """The URL of the node the link is on (or last tried), without the password."""
         if password is None and in_url is not None:
             password = SecretStr(in_url)
         self._password = password
         self.names = names
         self.user_id = user_id
-        self.login = login_of(url)
+        self.login = login_of(given[0])
         """The broker username: the `user_id` property of every publish."""
         self.accounts_mode = accounts_mode
         """Declare nothing shared: look up what `chat-tui admin` created."""
@@ -229,12 +251,13 @@ class Transport:
         # `tls_insecure` only allows `no_verify_ssl` in the URL; it turns nothing off by
         # itself. aiormq ignores the URL's flag once it is handed a context, so the
         # context carries it.
-        if skips_verification(url) and not tls_insecure:
+        skip_verification = any(skips_verification(each) for each in given)
+        if skip_verification and not tls_insecure:
             raise ValueError(
                 "no_verify_ssl in the URL turns off the check of the broker's certificate; "
                 "set tls_insecure to do that on purpose"
             )
-        self._tls_context = _tls_context(tls_ca_file, verify=not skips_verification(url))
+        self._tls_context = _tls_context(tls_ca_file, verify=not skip_verification)
         self.heartbeat = heartbeat
         self.confirm_timeout = confirm_timeout
         self.reconnect_interval = reconnect_interval
@@ -246,7 +269,12 @@ class Transport:
         self.on_reconnected: Callable[[], Awaitable[None]] | None = None
         self.status = LinkStatus(LinkState.OFFLINE)
         self._connection: AbstractRobustConnection | None = None
+        self._publisher: AbstractChannel | None = None
         self._messages_exchange: AbstractExchange | None = None
+        """NS.messages, as the publisher channel sees it: every publish goes to it."""
+        self._publisher_nacked = False
+        """The broker nacked a publish on the publisher channel: use a new one."""
+        self._renewing = asyncio.Lock()
         self._inbox: AbstractQueue | None = None
         self._receipts: AbstractQueue | None = None
         self._directory: AbstractQueue | None = None
@@ -264,8 +292,42 @@ class Transport:
         self.on_status(status)
 
     async def connect(self, connect_timeout: float = 5.0) -> InboxAtConnect:
-        """Connect, declare the topology, and say what was found of this user's inbox."""
+        """Connect to the first node that answers, declare the topology, and say what was
+        found of this user's inbox. A refusal ends the round: every node has the same
+        accounts and objects, so the next would refuse alike."""
         self._set_status(LinkStatus(LinkState.CONNECTING))
+        failures: list[BrokerUnreachable] = []
+        for index, url in enumerate(self.urls):
+            self._current, self.url = index, url
+            try:
+                inbox = await self._connect_to_node(connect_timeout)
+            except BrokerUnreachable as exc:
+                if len(self.urls) > 1:
+                    log.info("%s; trying the next node", exc)
+                failures.append(exc)
+                continue
+            log.info("connected to RabbitMQ at %s", redact(self.url))
+            self._set_status(self._online_status())
+            return inbox
+        if len(failures) == 1:
+            raise failures[0]
+        raise BrokerUnreachable(
+            f"cannot reach any of the {len(failures)} RabbitMQ nodes: "
+            + "; ".join(str(failure) for failure in failures)
+        )
+
+    def _online_status(self) -> LinkStatus:
+        return LinkStatus(LinkState.ONLINE, node=node_of(self.url))
+
+    def _point_at(self, index: int) -> None:
+        """Make `urls[index]` the node aio-pika's next reconnect attempt dials."""
+        self._current = index % len(self.urls)
+        self.url = self.urls[self._current]
+        if isinstance(self._connection, aio_pika.RobustConnection):
+            self._connection.url = URL(connection_url(self.url, self._password))
+
+    async def _connect_to_node(self, connect_timeout: float) -> InboxAtConnect:
+        """One node: open the robust connection and declare, or raise why not."""
         try:
             connection = await aio_pika.connect_robust(
                 connection_url(self.url, self._password),
@@ -309,7 +371,6 @@ class Transport:
             raise
         connection.close_callbacks.add(self._on_lost)
         connection.reconnect_callbacks.add(self._on_restored)
-        self._set_status(LinkStatus(LinkState.ONLINE))
         return inbox
 
     def _connect_failure(self, exc: BaseException) -> BrokerRefused | BrokerUnreachable:
@@ -446,7 +507,7 @@ class Transport:
             created = not await queue_exists(probe, self.names.inbox_queue(self.user_id))
             if not probe.is_closed:
                 await probe.close()
-        self._messages_exchange = messages
+        self._publisher, self._messages_exchange = publisher, messages
         inbox_channel = await connection.channel()
         await inbox_channel.set_qos(prefetch_count=self.prefetch)
         self._inbox = await declare_inbox(
@@ -494,6 +555,10 @@ class Transport:
                 self._stop_refusal_task()
                 self._refusal_task = asyncio.create_task(self._refuse(refusal))
                 return
+        if len(self.urls) > 1:
+            # aio-pika tries again at once: the node that failed us is the least likely
+            # to answer, so that attempt goes to the next one.
+            self._point_at(self._current + 1)
         retry = datetime.now(UTC) + timedelta(seconds=self.reconnect_interval)
         reason = str(exc) if exc else "connection closed"
         log.warning("broker connection lost: %r", exc)
@@ -510,14 +575,16 @@ class Transport:
     async def _probe_for_refusal(self) -> None:
         """While aio-pika reconnects, try a plain connection with the same login at the
         same pace. aio-pika 10.2 keeps a failed attempt's error to its own loop (it only
-        logs it), so this is how a login removed or changed meanwhile is noticed."""
+        logs it), so this is how a login removed or changed meanwhile is noticed. With
+        several nodes it is also how the reconnect moves on from one that is down."""
         while True:
             await asyncio.sleep(self.reconnect_interval)
             if self._closing or self._connection is None or self.online:
                 return
+            candidate = self._current
             try:
                 probe = await aio_pika.connect(
-                    connection_url(self.url, self._password),
+                    connection_url(self.urls[candidate], self._password),
                     ssl_context=self._tls_context,
                     timeout=max(self.reconnect_interval, 2.0),
                     client_properties={"connection_name": f"chat-tui:{self.user_id}:probe"},
@@ -527,6 +594,8 @@ class Transport:
                 if isinstance(failure, BrokerRefused):
                     await self._refuse(failure)
                     return
+                if len(self.urls) > 1 and candidate == self._current and not self.online:
+                    self._point_at(candidate + 1)
                 continue
             with contextlib.suppress(Exception):
                 await probe.close()
@@ -538,10 +607,23 @@ class Transport:
         self._set_status(LinkStatus(LinkState.OFFLINE, error=str(refusal), refused=str(refusal)))
 
     async def _on_restored(self, _sender: Any) -> None:
-        log.info("broker connection restored")
-        self._set_status(LinkStatus(LinkState.ONLINE))
+        self._note_node()
+        log.info("broker connection restored, to RabbitMQ at %s", redact(self.url))
+        self._set_status(self._online_status())
         if self.on_reconnected is not None:
             await self.on_reconnected()
+
+    def _note_node(self) -> None:
+        """Which of `urls` the restored link is on: the one aio-pika dialled last,
+        whatever the probe has pointed at since."""
+        transport = self._connection.transport if self._connection is not None else None
+        if transport is None:
+            return
+        dialled = without_password(str(transport.connection.url))
+        for index, url in enumerate(self.urls):
+            if node_of(url) == node_of(dialled):
+                self._current, self.url = index, url
+                return
 
     async def drop(self) -> None:
         """Close this connection quietly so that `connect` can start afresh."""
@@ -576,6 +658,9 @@ class Transport:
         """Publish persistent and mandatory; return once the broker confirmed it."""
         if self._messages_exchange is None or not self.online:
             raise PublishFailed("not connected")
+        if self._publisher_nacked:
+            await self._renew_publisher()
+        assert self._messages_exchange is not None
         message = aio_pika.Message(
             out.body,
             content_type=CONTENT_TYPE,
@@ -602,6 +687,7 @@ class Transport:
             # the broker's max_message_size: the same message can never pass.
             raise PublishRefused(f"the broker refused the message itself ({_reply(exc)})") from None
         except DeliveryError as exc:
+            self._publisher_nacked = True
             raise PublishFailed(f"the broker refused it: {exc}") from None
         except TimeoutError:
             raise PublishFailed(f"no confirm within {self.confirm_timeout} s") from None
@@ -614,6 +700,27 @@ class Transport:
         if self._connection is None or not self.online:
             raise BrokerUnreachable("not connected")
         return await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+
+    async def _renew_publisher(self) -> None:
+        """Publish on a new channel from now on. RabbitMQ 3.10 nacks every later publish
+        to a quorum queue on a channel that published to it while it had no leader (its
+        node had just died): on the test cluster the old channel was nacked 120 times
+        in 60 s, and a new channel's first publish was confirmed. A nack's other causes
+        (a queue's disk alarm, a full queue) do not mind the new channel."""
+        async with self._renewing:
+            connection, old = self._connection, self._publisher
+            if not self._publisher_nacked or connection is None or old is None:
+                return
+            try:
+                channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+                exchange = await existing_messages_exchange(channel, self.names)
+                self._publisher, self._messages_exchange = channel, exchange
+            except (AMQPError, ChannelInvalidStateError, OSError, RuntimeError) as exc:
+                raise PublishFailed(f"cannot open a new publisher channel: {exc}") from None
+            self._publisher_nacked = False
+            log.info("publishing on a new channel after the broker nacked a publish")
+            with contextlib.suppress(Exception):
+                await old.close()
 
     # --- consuming -------------------------------------------------------------------
 

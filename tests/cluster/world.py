@@ -37,10 +37,20 @@ class ClusterWorld(ChatWorld):
 
     cluster: Cluster = field(kw_only=True)
     homes: dict[str, int] = field(default_factory=dict)
+    failover: bool = field(default=False, kw_only=True)
+    """Give every user the whole cluster, its home node first, as a deployment would:
+    the client moves to the next node when its own dies."""
 
     def env(self, user: str, url: str | None = None) -> dict[str, str]:
-        home = self.cluster.url(self.homes.get(user, 0))
-        return {**super().env(user, url or home), "CHAT_TUI_QUEUE_TYPE": "quorum"}
+        return {**super().env(user, url or self.urls_of(user)), "CHAT_TUI_QUEUE_TYPE": "quorum"}
+
+    def urls_of(self, user: str) -> str:
+        """`amqp_url` of USER: its home node, then (failing over) the others in turn."""
+        home = self.homes.get(user, 0)
+        if not self.failover:
+            return self.cluster.url(home)
+        order = [(home + step) % len(self.cluster.nodes) for step in range(len(self.cluster.nodes))]
+        return ",".join(self.cluster.url(index) for index in order)
 
     def place(self, users: Iterable[str], nodes: Iterable[int]) -> None:
         """Home the users on the nodes, round robin."""

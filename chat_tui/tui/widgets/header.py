@@ -21,9 +21,12 @@ _STATE_STYLES = {
 
 
 def describe_status(status: ClientStatus, now: datetime) -> Text:
-    """The connection part of the header, e.g. `● reconnecting, next try in 3 s`."""
+    """The connection part of the header, e.g. `● online via host:5672` or
+    `● reconnecting, next try in 3 s`."""
     text = Text(end="")
     text.append(f"● {status.state.value}", _STATE_STYLES[status.state])
+    if status.state is ConnectionState.ONLINE and status.node is not None:
+        text.append(f" via {status.node}")
     if status.state is not ConnectionState.ONLINE and status.next_retry_at is not None:
         seconds = max(0, round((status.next_retry_at - now).total_seconds()))
         text.append(f", next try in {seconds} s")
