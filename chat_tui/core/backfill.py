@@ -41,6 +41,10 @@ class Backfill:
         self._archive = archive
         self._filled = filled
         self._locks: dict[Conversation, asyncio.Lock] = {}
+        self._ahead: dict[Conversation, tuple[str, int, asyncio.Task[HistoryPage]]] = {}
+        """The next older page of a conversation, asked for while the last was stored:
+        (its cursor, its limit, the request). Scrolling up goes on where it stopped, so
+        its wait overlaps the storing, and a long fill is bound by the slower of the two."""
 
     def _lock(self, conversation: Conversation) -> asyncio.Lock:
         return self._locks.setdefault(conversation, asyncio.Lock())
@@ -67,10 +71,11 @@ class Backfill:
             for _ in range(MAX_PAGES_TO_NEW):
                 if position.at_beginning:
                     break
-                page = await self._archive.history(
-                    conversation, position.older_cursor, "older", min(limit, MAX_HISTORY_LIMIT)
-                )
+                size = min(limit, MAX_HISTORY_LIMIT)
+                page = await self._page(conversation, position.older_cursor, size)
                 position = self._after(page)
+                if position.older_cursor is not None:
+                    self._ask_ahead(conversation, position.older_cursor, size)
                 stored = await self._store.store_archived(
                     page.messages, position=(conversation, position)
                 )
@@ -78,6 +83,31 @@ class Backfill:
                 if new:
                     break
         return self._report(conversation, new)
+
+    async def _page(self, conversation: Conversation, cursor: str | None, size: int) -> HistoryPage:
+        ahead = self._ahead.pop(conversation, None)
+        if ahead is not None:
+            ahead_cursor, ahead_size, task = ahead
+            if ahead_cursor == cursor and ahead_size == size:
+                try:
+                    return await task
+                except ChatError:
+                    pass  # ask again below: its error, if it stays, is the caller's
+            else:
+                task.cancel()
+        return await self._archive.history(conversation, cursor, "older", size)
+
+    def _ask_ahead(self, conversation: Conversation, cursor: str, size: int) -> None:
+        task = asyncio.create_task(self._archive.history(conversation, cursor, "older", size))
+        # Retrieved here if nobody awaits it, so that its failure is not logged as lost.
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._ahead[conversation] = (cursor, size, task)
+
+    def close(self) -> None:
+        """Cancel the pages asked for ahead."""
+        for _cursor, _size, task in self._ahead.values():
+            task.cancel()
+        self._ahead.clear()
 
     async def until(self, conversation: Conversation, message_id: str) -> StoredMessage:
         """Page older history in until `message_id` is cached, and return it."""
