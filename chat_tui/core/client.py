@@ -218,6 +218,14 @@ class ChatClient:
         await self.transport.consume_directory(self.directory.on_delivery)
         await self.transport.consume_receipts(self.receipts.on_delivery)
         first_connect = not self._pipelines_running
+        if first_connect:
+            # Started before the inbox is consumed: a fill below waits for the directory.
+            self._pipelines_running = True
+            self._tasks.spawn(self.directory.run())
+            self._tasks.spawn(self.receipts.run())
+            if self.receive_messages:
+                self._tasks.spawn(self.inbox.run())
+            self._tasks.spawn(self._heal_registration())
         if self.receive_messages and first_connect and inbox.created and not self._cache_was_empty:
             # The inbox was gone (deleted, or never kept what came while we were away):
             # what was missed comes from the archive, before anything newer is stored
@@ -228,13 +236,6 @@ class ChatClient:
         if self.receive_messages and first_connect and self._cache_was_empty:
             # A new device: its conversations come from the archive, own messages too.
             self._tasks.spawn(self._fill_conversations(every_dm=True, timeout=None))
-        if not self._pipelines_running:
-            self._pipelines_running = True
-            self._tasks.spawn(self.directory.run())
-            self._tasks.spawn(self.receipts.run())
-            if self.receive_messages:
-                self._tasks.spawn(self.inbox.run())
-            self._tasks.spawn(self._heal_registration())
         self._status.consumers_ready()
         self.outbox.link_restored()
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from aio_pika.abc import AbstractRobustConnection
 from aiormq.exceptions import ChannelNotFoundEntity
 
 from chat_tui.core.client import ChatClient
@@ -305,3 +306,29 @@ async def test_the_cli_says_when_only_the_cache_was_searched(deployment: Deploym
     assert code == 0 and "#lobby  alice: cached only" in out
     assert "only the local cache was searched" in err
     assert "not available on this deployment" in err
+
+
+async def test_a_client_whose_inbox_was_lost_fills_what_it_missed_in_order(
+    deployment: Deployment, archive: RunningArchive, raw: AbstractRobustConnection
+) -> None:
+    alice = await lobby_with(deployment, "before she left")
+    bob, _ = await user(deployment, "bob")
+    await bob.join_group("lobby")
+    await eventually(lambda: has_all(bob, LOBBY, 1), what="bob's backfill")
+    await alice.stop()
+    deployment.clients.remove(alice)
+    for line in ("missed 1", "missed 2"):
+        await bob.wait_sent((await bob.send(LOBBY, line)).message_id, timeout=10)
+    await archived(bob, LOBBY, 3)
+    # Her inbox, with what it kept for her, is gone (deleted, or never kept that long).
+    channel = await raw.channel()
+    await channel.queue_delete(deployment.names.inbox_queue("alice"))
+    await channel.close()
+
+    sink = HistorySink()
+    back = await deployment.client("alice", sink)
+    await eventually(lambda: has_all(back, LOBBY, 3), what="what alice missed, from the archive")
+    assert texts(await back.cache.history(LOBBY)) == ["before she left", "missed 1", "missed 2"]
+    summary = {s.conversation: s for s in await back.cache.conversations()}[LOBBY]
+    assert summary.unread_count == 0
+    assert sink.shown == [] and (LOBBY, 2) in sink.filled
