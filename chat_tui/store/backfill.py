@@ -87,7 +87,10 @@ def _store_conversation(conn: sqlite3.Connection, key: str, items: list[Incoming
     items = sorted(items, key=_order)
     older = [i for i in items if boundary is None or _order(i) < boundary]
     later = [i for i in items if boundary is not None and _order(i) >= boundary]
-    lowest, highest = conn.execute("SELECT min(seq), max(seq) FROM messages").fetchone()
+    # Two subqueries: SQLite reads min() or max() off the key alone, not both at once.
+    lowest, highest = conn.execute(
+        "SELECT (SELECT min(seq) FROM messages), (SELECT max(seq) FROM messages)"
+    ).fetchone()
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
     # Below every seq in the cache, and below 1 so that no read mark (0 or more) is under it.
     start = min(lowest if lowest is not None else 1, 1) - len(older)
