@@ -194,6 +194,8 @@ class Deployment:
         connection = await aio_pika.connect(self.amqp_url)
         try:
             queues = [self.names.dead_letters_queue, self.names.directory_stream]
+            # An archive (the demo's, or a test's) declares its own two in open mode.
+            queues += [self.names.archive_queue, self.names.archive_requests_queue]
             for user in self.users:
                 queues += [self.names.inbox_queue(user), self.names.receipts_queue(user)]
             for name in queues:
