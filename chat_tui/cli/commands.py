@@ -154,6 +154,9 @@ async def group_action(settings: Settings, args: argparse.Namespace) -> int:
             "leave": client.leave_group,
         }[args.command]
         await action(args.group)
+        if args.command == "join":
+            # The group's earlier messages come into the cache, for `history` to show.
+            await client.wait_joined_history(args.group, client.settings.archive_timeout * 2)
         await _finish(client)
         past = {"create": "created", "join": "joined", "leave": "left"}[args.command]
         print(f"{past} {args.group.removeprefix('#')}")

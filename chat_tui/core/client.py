@@ -30,7 +30,7 @@ from chat_tui.core.errors import (
     UnknownGroupError,
     UnknownUserError,
 )
-from chat_tui.core.groups import GroupOperations
+from chat_tui.core.groups import GroupOperations, parse_group_id
 from chat_tui.core.outbox import OutboxPublisher
 from chat_tui.core.receipts import ReceiptIntake
 from chat_tui.core.receiver import InboxPipeline
@@ -129,6 +129,7 @@ class ChatClient:
         self._backfill = Backfill(self._store, self.archive, self.sink.history_filled)
         self._search = Search(self._store, self.archive if self._archive_requests else None)
         self._cache_was_empty = False
+        self._join_fetches: dict[Conversation, asyncio.Task[None]] = {}
         self.transport.on_reconnected = self._on_reconnected
         self._tasks = BackgroundTasks(self._background_task_failed)
         self._pipelines_running = False
@@ -422,7 +423,17 @@ class ChatClient:
         """Join; the group's recent history then comes from the archive in the background
         (`Sink.history_filled`), and a missing archive does not hold the join up."""
         await self._groups.join(group_id)
-        self._tasks.spawn(self._fetch_joined(Conversation.group(group_id)))
+        conversation = Conversation.group(parse_group_id(group_id))
+        self._join_fetches[conversation] = self._tasks.spawn(self._fetch_joined(conversation))
+
+    async def wait_joined_history(self, group_id: str, timeout: float | None = None) -> bool:
+        """Wait until the history fetch of a group joined by this client is over (for a
+        command that exits after joining); whether it ended in time."""
+        fetch = self._join_fetches.get(Conversation.group(parse_group_id(group_id)))
+        if fetch is None:
+            return True
+        done, _ = await asyncio.wait({fetch}, timeout=timeout)
+        return bool(done)
 
     async def _fetch_joined(self, conversation: Conversation) -> None:
         for attempt in range(JOIN_HISTORY_TRIES):

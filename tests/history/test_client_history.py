@@ -332,3 +332,18 @@ async def test_a_client_whose_inbox_was_lost_fills_what_it_missed_in_order(
     summary = {s.conversation: s for s in await back.cache.conversations()}[LOBBY]
     assert summary.unread_count == 0
     assert sink.shown == [] and (LOBBY, 2) in sink.filled
+
+
+async def test_chat_tui_join_brings_the_groups_history_for_chat_tui_history(
+    deployment: Deployment, archive: RunningArchive
+) -> None:
+    await lobby_with(deployment, "first", "second")
+    await user(deployment, "bob")  # registered
+    for client in deployment.clients:
+        await client.stop()
+    deployment.clients.clear()
+    code, out, err = await cli(deployment, "join", "#lobby", "--user", "bob")
+    assert code == 0 and "joined lobby" in out, err
+    code, out, err = await cli(deployment, "history", "--group", "lobby", "--user", "bob")
+    assert code == 0, err
+    assert [line.split(": ", 1)[1] for line in out.splitlines()] == ["first", "second"]
