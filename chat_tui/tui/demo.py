@@ -3,13 +3,21 @@
 Each bot is a real ChatClient in this process, with its own cache under
 `<data_dir>/demo`, so everything the user sees went through the broker: the bots'
 messages arrive like anyone's, and the user's messages get real delivered/read ticks.
+
+An archive runs beside them (`chat-tui archive`, a process of its own, its SQLite file
+under `<data_dir>/demo` unless `archive_db` says otherwise), so that #lobby keeps its
+history from one demo to the next: a user who joins it, or comes back on a new machine,
+sees what was said before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
+import signal
+import sys
 from collections.abc import Callable, Sequence
 
 from chat_tui.config import Settings
@@ -85,6 +93,62 @@ class DemoBot:
         await self.client.stop()
 
 
+ARCHIVE_READY = b"chat-tui archive: "
+"""The line the archive prints on stderr once it consumes (archive/service.py)."""
+ARCHIVE_START_TIMEOUT = 20.0
+
+
+class DemoArchive:
+    """`python -m chat_tui archive` for the demo's namespace, stopped with the demo."""
+
+    def __init__(self, settings: Settings) -> None:
+        demo_dir = settings.data_dir / "demo"
+        self.env = {
+            **os.environ,
+            "CHAT_TUI_AMQP_URL": settings.amqp_url,  # the environment: never argv
+            "CHAT_TUI_NAMESPACE": settings.namespace,
+            "CHAT_TUI_QUEUE_TYPE": settings.queue_type,
+            "CHAT_TUI_DATA_DIR": str(demo_dir),
+            "CHAT_TUI_ARCHIVE_DB": settings.archive_db
+            or str(demo_dir / f"{settings.namespace}-archive.sqlite3"),
+        }
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> bool:
+        """Start it and wait until it consumes; False if it did not (it keeps trying,
+        and the demo goes on without history meanwhile)."""
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "chat_tui",
+            "archive",
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert self.process.stderr is not None
+        try:
+            async with asyncio.timeout(ARCHIVE_START_TIMEOUT):
+                while line := await self.process.stderr.readline():
+                    if line.startswith(ARCHIVE_READY):
+                        return True
+        except TimeoutError:
+            return False
+        return False  # it ended: its error went to the pipe
+
+    async def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 15)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
 class DemoBots:
     """Starts `count` bots next to the user's own client and keeps them talking."""
 
@@ -105,6 +169,7 @@ class DemoBots:
         self.rng = random.Random(seed)
         names = [n for n in BOT_NAMES if n != self.user][: max(0, count)]
         data_dir = settings.data_dir / "demo"
+        self.archive = DemoArchive(settings)
         self.bots = [
             DemoBot(
                 settings.model_copy(update={"user": name, "data_dir": data_dir}), name, self.rng
@@ -113,7 +178,10 @@ class DemoBots:
         ]
 
     async def run(self) -> None:
-        """Connect the bots, gather everyone in #lobby, then chat until cancelled."""
+        """Start the archive, connect the bots, gather everyone in #lobby, then chat until
+        cancelled."""
+        if not await self.archive.start():
+            self.notify("demo: the archive did not start; #lobby's history is not kept")
         for bot in self.bots:
             await bot.client.start()
         if not await self.user_client.wait_online(15) or not all(
@@ -158,6 +226,7 @@ class DemoBots:
     async def stop(self) -> None:
         for bot in self.bots:
             await bot.stop()
+        await self.archive.stop()
 
 
 async def _wait_for_group(client: ChatClient, group: str, timeout: float) -> bool:
