@@ -1,4 +1,5 @@
-# make run: set up, then open chat-tui (make demo: with simulated users).
+# make run: set up, then open chat-tui (make demo: with simulated users and an archive).
+# make archive: an archive worker (history and search) for make run, until Ctrl+C.
 # make test: set up, start the broker, lint, then every test, the fault suite included.
 # make test-fast: only the tests that need no broker, in seconds: no broker start, no lint.
 # make test-faults: only the fault suite.  make lint, make bench, make bench-quick, make clean.
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 NAME ?=
 USER_FLAG := $(if $(NAME),--user $(NAME),)
 
-.PHONY: install broker run demo test test-fast test-faults lint bench bench-quick clean
+.PHONY: install broker run demo archive test test-fast test-faults lint bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "chat-tui needs Python 3.11 or newer"'
@@ -29,6 +30,9 @@ run: broker
 
 demo: broker
 	$(VENV)/bin/chat-tui demo $(USER_FLAG)
+
+archive: broker
+	$(VENV)/bin/chat-tui archive --verbose
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check chat_tui tests scripts bench
