@@ -31,6 +31,7 @@ from chat_tui.config import Settings
 from chat_tui.protocol.archive import ArchiveAnswer, ArchiveRequest, decode_answer
 from chat_tui.protocol.models import DirectoryEvent, SendMessage
 from chat_tui.protocol.names import ARCHIVE_REQUEST_KEY, Names, group_key, user_key
+from chat_tui.protocol.queues import QueueType
 from chat_tui.transport.topology import declare_directory, declare_shared
 from tests.archive.pg_server import fresh_database
 from tests.conftest import ROOT, eventually
@@ -51,9 +52,9 @@ async def archive_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
 
 @contextlib.asynccontextmanager
 async def archive_world(
-    amqp_url: str, tmp_path: Path, archive_db: str
+    amqp_url: str, tmp_path: Path, archive_db: str, queue_type: QueueType = "classic"
 ) -> AsyncIterator[ArchiveWorld]:
-    world = ArchiveWorld(amqp_url, tmp_path, archive_db)
+    world = ArchiveWorld(amqp_url, tmp_path, archive_db, queue_type)
     await world.open()
     try:
         yield world
@@ -114,8 +115,11 @@ class RunningWorker:
 
 
 class ArchiveWorld:
-    def __init__(self, amqp_url: str, tmp_path: Path, archive_db: str) -> None:
+    def __init__(
+        self, amqp_url: str, tmp_path: Path, archive_db: str, queue_type: QueueType = "classic"
+    ) -> None:
         self.amqp_url = amqp_url
+        self.queue_type: QueueType = queue_type
         self.tmp_path = tmp_path
         self.archive_db = archive_db
         self.names = Names(f"t{uuid.uuid4().hex[:10]}")
@@ -135,6 +139,7 @@ class ArchiveWorld:
             "namespace": self.names.namespace,
             "data_dir": self.tmp_path,
             "archive_db": self.archive_db,
+            "queue_type": self.queue_type,
             "heartbeat": 5,
             "confirm_timeout": 5.0,
             "reconnect_interval": 0.5,
@@ -147,7 +152,7 @@ class ArchiveWorld:
         self._channel = await self._connection.channel(publisher_confirms=True)
         # What the users' clients declare in open mode: the exchanges and the directory
         # stream, so that directory events published before a worker runs are kept.
-        self._exchange = await declare_shared(self._channel, self.names)
+        self._exchange = await declare_shared(self._channel, self.names, self.queue_type)
         await declare_directory(self._channel, self.names, self._exchange)
 
     async def database(self) -> ArchiveDatabase:

@@ -5,10 +5,17 @@ dead-lettered; nothing stops the worker."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import aio_pika
+import pytest
+from aiormq.exceptions import ChannelPreconditionFailed
 
 from chat_tui.protocol.names import group_key, user_key
+from chat_tui.protocol.queues import archive_queue_arguments
 from tests.archive.service_world import (
     ArchiveWorld,
+    archive_world,
     body_of,
     chat,
     spaced,
@@ -92,3 +99,32 @@ async def test_a_later_protocol_versions_message_is_acked_and_ignored(world: Arc
 
     await eventually(settled, what="the queue settled")
     assert await world.dead_letters() == []
+
+
+async def test_on_a_cluster_layout_the_archive_queue_is_quorum_and_works_the_same(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    async with archive_world(
+        amqp_url, tmp_path, str(tmp_path / "archive.sqlite3"), queue_type="quorum"
+    ) as world:
+        await world.start_worker()
+        await world.send(spaced(50, "alice", "lobby"))
+        await world.publish(b"not a message", group_key("lobby"))
+        await eventually(lambda: world.holds(50), what="the messages stored")
+
+        async def one_dead() -> bool:
+            return len(await world.dead_letters()) == 1
+
+        await eventually(one_dead, what="the bad body dead-lettered from a quorum queue")
+        # The queue is the quorum one: declaring it as classic is refused.
+        connection = await aio_pika.connect(amqp_url)
+        try:
+            channel = await connection.channel()
+            with pytest.raises(ChannelPreconditionFailed, match="inequivalent arg"):
+                await channel.declare_queue(
+                    world.names.archive_queue,
+                    durable=True,
+                    arguments=dict(archive_queue_arguments(world.names, "classic")),
+                )
+        finally:
+            await connection.close()
