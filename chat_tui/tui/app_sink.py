@@ -16,10 +16,13 @@ from textual.app import App
 from chat_tui.core.records import StatusChange, StoredMessage
 from chat_tui.core.sink import Sink
 from chat_tui.core.status import ClientStatus
+from chat_tui.protocol.conversations import Conversation
 from chat_tui.tui.messages import (
+    ArchiveUnavailable,
     BatchArrived,
     ConnectionChanged,
     DirectoryChanged,
+    HistoryFilled,
     ProblemReported,
     StatusesChanged,
 )
@@ -46,3 +49,9 @@ class AppSink(Sink):
 
     def problem(self, text: str) -> None:
         self.app.post_message(ProblemReported(text))
+
+    def history_filled(self, conversation: Conversation, count: int) -> None:
+        self.app.post_message(HistoryFilled(conversation))
+
+    def archive_unavailable(self, text: str) -> None:
+        self.app.post_message(ArchiveUnavailable(text))

@@ -9,6 +9,7 @@ from textual.message import Message
 
 from chat_tui.core.records import StatusChange, StoredMessage
 from chat_tui.core.status import ClientStatus
+from chat_tui.protocol.conversations import Conversation
 
 
 class BatchArrived(Message):
@@ -44,6 +45,25 @@ class DirectoryChanged(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, DirectoryChanged)
+
+
+class HistoryFilled(Message):
+    """Messages of `conversation` came into the cache from the archive."""
+
+    def __init__(self, conversation: Conversation) -> None:
+        super().__init__()
+        self.conversation = conversation
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, HistoryFilled) and message.conversation == self.conversation
+
+
+class ArchiveUnavailable(Message):
+    """No archive answers: history from before is not available (said once)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
 
 
 class ProblemReported(Message):
