@@ -21,15 +21,18 @@ from chat_tui.protocol.conversations import Conversation
 from chat_tui.tui.app_sink import AppSink
 from chat_tui.tui.demo import DemoBots
 from chat_tui.tui.messages import (
+    ArchiveUnavailable,
     BatchArrived,
     ConnectionChanged,
     DirectoryChanged,
+    HistoryFilled,
     ProblemReported,
     StatusesChanged,
 )
 from chat_tui.tui.palette import ChatCommands
 from chat_tui.tui.screens.help_screen import HelpSection
 from chat_tui.tui.screens.main_screen import MainScreen
+from chat_tui.tui.screens.search_screen import SearchScreen
 from chat_tui.tui.terminal_keys import report_alt_digits
 from chat_tui.tui.widgets.conversation.composer import Composer
 from chat_tui.tui.widgets.conversation.message_view import MessageView
@@ -85,6 +88,7 @@ class ChatApp(App[None]):
             ("Composer", Composer.BINDINGS),
             ("Message list (Ctrl+O focuses it)", MessageView.BINDINGS),
             ("Conversation list (Ctrl+L)", ConversationList.BINDINGS),
+            ("Search (Ctrl+F)", SearchScreen.BINDINGS),
         ]
 
     async def on_mount(self) -> None:
@@ -175,6 +179,15 @@ class ChatApp(App[None]):
     async def _directory_changed(self) -> None:
         if self.main_screen is not None and self.main_screen.is_mounted:
             await self.main_screen.directory_changed()
+
+    @on(HistoryFilled)
+    def _history_filled(self, message: HistoryFilled) -> None:
+        if self.main_screen is not None and self.main_screen.is_mounted:
+            self.main_screen.history_filled(message.conversation)
+
+    @on(ArchiveUnavailable)
+    def _archive_unavailable(self, message: ArchiveUnavailable) -> None:
+        self.notify(message.text, title="History", timeout=15, markup=False)
 
     @on(ProblemReported)
     def _problem(self, message: ProblemReported) -> None:

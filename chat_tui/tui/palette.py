@@ -29,6 +29,8 @@ class PaletteTarget(Protocol):
 
     def action_switcher(self) -> None: ...
 
+    def action_search(self, query: str = "") -> None: ...
+
     def action_toggle_sidebar(self) -> None: ...
 
 
@@ -41,7 +43,8 @@ class PaletteHost(Protocol):
 
 
 class ChatCommands(Provider):
-    """Join, leave, create, DM, members, help, quit: the slash commands, with names filled in."""
+    """Join, leave, create, DM, members, search, help, quit: the slash commands, with names
+    filled in."""
 
     def _screen(self) -> PaletteTarget | None:
         app = self.app
@@ -72,6 +75,7 @@ class ChatCommands(Provider):
                 commands.append((f"Message @{user}", slash("dm", user), "open the DM"))
         commands.append(("Help: keys and commands", slash("help"), "F1"))
         commands.append(("Quick switcher", screen.action_switcher, "Ctrl+G"))
+        commands.append(("Search messages", screen.action_search, "Ctrl+F, /search TEXT"))
         commands.append(("Toggle sidebar", screen.action_toggle_sidebar, "Ctrl+B"))
         commands.append(("Quit chat-tui", slash("quit"), "Ctrl+Q"))
         return commands

@@ -11,6 +11,11 @@ class SlashCommandSpec:
     arguments: str
     summary: str
 
+    @property
+    def takes_a_name(self) -> bool:
+        """Whether the argument is a group or user ID (typed with its # or @, or not)."""
+        return self.arguments.strip("[]") in ("GROUP", "USER")
+
 
 SLASH_COMMANDS: tuple[SlashCommandSpec, ...] = (
     SlashCommandSpec("join", "GROUP", "join a group and open it"),
@@ -18,6 +23,7 @@ SLASH_COMMANDS: tuple[SlashCommandSpec, ...] = (
     SlashCommandSpec("create", "GROUP", "create a group, join it and open it"),
     SlashCommandSpec("dm", "USER", "open the direct conversation with a user"),
     SlashCommandSpec("members", "[GROUP]", "list the members of a group"),
+    SlashCommandSpec("search", "TEXT", "search every conversation (Ctrl+F)"),
     SlashCommandSpec("help", "", "show every key binding and command"),
     SlashCommandSpec("quit", "", "leave chat-tui"),
 )
@@ -45,7 +51,7 @@ def parse(text: str) -> SlashCommand | None:
     if spec is None:
         raise SlashCommandError(f"unknown command /{word}; /help lists them")
     argument = rest.strip() or None
-    if argument is not None:
+    if argument is not None and spec.takes_a_name:
         argument = argument.removeprefix("#").removeprefix("@")
     if spec.arguments and not spec.arguments.startswith("[") and argument is None:
         raise SlashCommandError(f"usage: /{spec.name} {spec.arguments}")

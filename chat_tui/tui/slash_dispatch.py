@@ -49,6 +49,8 @@ class SlashTarget(Protocol):
 
     def action_help(self) -> None: ...
 
+    def action_search(self, query: str = "") -> None: ...
+
     def notify(self, message: str, *, title: str = "", markup: bool = True) -> None: ...
 
 
@@ -118,6 +120,10 @@ async def _members(screen: SlashTarget, argument: str | None) -> None:
     )
 
 
+async def _search(screen: SlashTarget, argument: str | None) -> None:
+    screen.action_search(_required(argument, "search"))
+
+
 SlashHandler = Callable[[SlashTarget, str | None], Awaitable[None]]
 SLASH_HANDLERS: dict[str, SlashHandler] = {
     "join": _join,
@@ -125,6 +131,7 @@ SLASH_HANDLERS: dict[str, SlashHandler] = {
     "create": _create,
     "dm": _dm,
     "members": _members,
+    "search": _search,
     "help": _help,
     "quit": _quit,
 }

@@ -77,6 +77,10 @@ class HelpScreen(ModalScreen[None]):
             "  //text sends a message that starts with a slash.\n"
             "  End in an empty composer (or in the message list) jumps to the newest message.\n"
             "  Escape in the message list or the conversation list goes back to the composer.\n"
+            "  Scrolling up past the oldest message on this device fetches older ones from\n"
+            '  the archive ("loading older messages" at the top meanwhile).\n'
+            "  Enter on a search result opens its conversation at the message, highlighted;\n"
+            "  [archive] marks a result that is not on this device yet.\n"
             "  Ticks: ◷ queued (waiting for the broker), ✓ sent, ✓✓ delivered, ✓✓ read;\n"
             "  groups count them: ✓✓ 2/5 delivered, read 3/5.\n"
         )

@@ -2,7 +2,8 @@
 
 A little over 400 lines: the bindings and the one flow between the widgets and the
 core. What each slash command does is in `slash_dispatch.py`, the cache syncs in
-`read_sync.py`, the order of the conversation list in the sidebar's module.
+`read_sync.py`, the order of the conversation list in the sidebar's module, the
+search itself in `search_screen.py`.
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from chat_tui.core.client import ChatClient
-from chat_tui.core.errors import ChatError
+from chat_tui.core.errors import ArchiveUnavailableError, ChatError
 from chat_tui.core.records import ConversationSummary, StatusChange, StoredMessage
+from chat_tui.core.search import SearchHit
 from chat_tui.core.status import ClientStatus
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.ids import InvalidIdError
 from chat_tui.tui.read_sync import ReadSync
 from chat_tui.tui.screens.details_screen import DetailsScreen, details_text
 from chat_tui.tui.screens.help_screen import HelpScreen, HelpSection
+from chat_tui.tui.screens.search_screen import SearchScreen
 from chat_tui.tui.screens.switcher_screen import SwitcherScreen
 from chat_tui.tui.slash_commands import SlashCommand, SlashCommandError, parse, unescape
 from chat_tui.tui.slash_dispatch import run_slash_command
@@ -51,6 +54,7 @@ class MainScreen(Screen[None]):
         Binding("f1", "help", "Help", priority=True),
         Binding("question_mark", "help", "Help", show=False),
         Binding("ctrl+g", "switcher", "Go to", priority=True),
+        Binding("ctrl+f", "search", "Search messages", show=False, priority=True),
         Binding("ctrl+b", "toggle_sidebar", "Sidebar", priority=True),
         Binding("alt+a", "next_unread", "Next unread", priority=True),
         Binding(
@@ -128,7 +132,7 @@ class MainScreen(Screen[None]):
             yield ConversationList(id="sidebar")
             with Vertical(id="conversation"):
                 yield ConversationTitle(id="title")
-                yield MessageView(self.client.cache, self.zone, id="messages")
+                yield MessageView(self.client.cache, self.zone, older=self.client, id="messages")
                 yield Static(id="pending", markup=False)
                 yield Composer(id="composer")
                 # Errors can quote what the user typed: never markup.
@@ -192,6 +196,12 @@ class MainScreen(Screen[None]):
     def show_connection(self, status: ClientStatus) -> None:
         self.query_one(StatusHeader).show_status(status)
 
+    def history_filled(self, conversation: Conversation) -> None:
+        """Older history of `conversation` came into the cache from the archive."""
+        if conversation == self.current:
+            self.view.history_filled()
+        self.read_sync.sync_soon()
+
     async def directory_changed(self) -> None:
         await self.refresh_sidebar()
         await self._refresh_title()
@@ -242,18 +252,23 @@ class MainScreen(Screen[None]):
             return
         sidebar.show(list(self.summaries.values()), self.current)
 
-    async def open_conversation(self, conversation: Conversation) -> None:
-        """Show a conversation; only its newest page (or the page at the first unread) is read."""
+    async def open_conversation(
+        self, conversation: Conversation, *, at_seq: int | None = None
+    ) -> None:
+        """Show a conversation; only its newest page (or the page at the first unread, or
+        the one at the message `at_seq`, highlighted) is read."""
         self.current = conversation
         self._opened_this_session.add(conversation)
         self._show_composer_error(None)
         summary = self.summaries.get(conversation)
         self.composer.placeholder = f"Message {conversation}"
-        await self.view.open(
-            conversation,
-            summary.last_read_seq if summary else 0,
-            summary.unread_count if summary else 0,
-        )
+        last_read_seq = summary.last_read_seq if summary else 0
+        if at_seq is None:
+            await self.view.open(
+                conversation, last_read_seq, summary.unread_count if summary else 0
+            )
+        else:
+            await self.view.open_at(conversation, at_seq, last_read_seq)
         await self._refresh_title()
         # The highlight moves at once; counts follow when the messages are marked read.
         self.unread_counts.ensure(conversation)
@@ -295,6 +310,12 @@ class MainScreen(Screen[None]):
         pending.display = event.count > 0
         plural = "s" if event.count != 1 else ""
         pending.update(f"▼ {event.count} new message{plural} · End to jump to the newest")
+
+    @on(MessageView.OlderFailed)
+    def _older_failed(self, event: MessageView.OlderFailed) -> None:
+        if isinstance(event.error, ArchiveUnavailableError):
+            return  # the core says that once for the whole app (ArchiveUnavailable)
+        self.notify(str(event.error), title="Older messages", severity="warning", markup=False)
 
     @on(MessageView.DetailsRequested)
     async def _details_requested(self, event: MessageView.DetailsRequested) -> None:
@@ -385,6 +406,32 @@ class MainScreen(Screen[None]):
         if choice is not None:
             await self.open_conversation(choice)
             self.composer.focus()
+
+    def action_search(self, query: str = "") -> None:
+        """Ctrl+F, /search TEXT: the results across every conversation; Enter opens one."""
+        if not isinstance(self.app.screen, SearchScreen):
+            self._search(query)
+
+    @work(group="search")
+    async def _search(self, query: str) -> None:
+        screen = SearchScreen(self.client.search, query, self.zone)
+        hit = await self.app.push_screen_wait(screen)
+        if hit is not None:
+            await self.open_hit(hit)
+
+    async def open_hit(self, hit: SearchHit) -> None:
+        """Open the conversation of a search result at its message, highlighted; a
+        result only the archive has is fetched into the cache first."""
+        seq = hit.seq if hit.in_cache else None
+        if seq is None:
+            self.notify(f"Fetching the message from {hit.conversation}'s history…", timeout=3)
+            try:
+                seq = (await self.client.open_hit(hit)).seq
+            except ChatError as exc:
+                self.notify(str(exc), title="Search", severity="warning", markup=False)
+                return
+        await self.open_conversation(hit.conversation, at_seq=seq)
+        self.view.focus()
 
     def action_toggle_sidebar(self) -> None:
         sidebar = self.sidebar

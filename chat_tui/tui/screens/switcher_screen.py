@@ -27,6 +27,13 @@ def ranked(candidates: Sequence[Conversation], query: str) -> list[Conversation]
     return [c for score, c in sorted(scored, key=lambda pair: -pair[0]) if score > 0]
 
 
+def move_highlight(results: OptionList, step: int) -> None:
+    """Up/Down typed in the query box move the highlight in the list under it."""
+    if results.option_count:
+        current = results.highlighted or 0
+        results.highlighted = max(0, min(results.option_count - 1, current + step))
+
+
 class SwitcherScreen(ModalScreen[Conversation | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "dismiss_none", "Close"),
@@ -82,10 +89,7 @@ class SwitcherScreen(ModalScreen[Conversation | None]):
         self.dismiss(Conversation.parse(event.option.id or ""))
 
     def action_move(self, step: int) -> None:
-        results = self.query_one(OptionList)
-        if results.option_count:
-            current = results.highlighted or 0
-            results.highlighted = max(0, min(results.option_count - 1, current + step))
+        move_highlight(self.query_one(OptionList), step)
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)

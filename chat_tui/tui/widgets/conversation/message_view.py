@@ -161,6 +161,12 @@ class MessageView(ScrollView, can_focus=True):
         return self._window.filling_older
 
     @property
+    def at_beginning(self) -> bool:
+        """Whether the window starts with the conversation's first message: nothing
+        older is in the cache, and the archive has none (or cannot be asked)."""
+        return self._window.at_beginning and not self._window.has_older
+
+    @property
     def found_message(self) -> StoredMessage | None:
         """The highlighted message the view was opened at, while it is in the window."""
         if self._found_seq is None:
@@ -440,18 +446,21 @@ class MessageView(ScrollView, can_focus=True):
     @work(exclusive=True, group="paging")
     async def _load_older(self) -> None:
         window = self._window
-        if not window.has_older:
-            self.refresh()  # the top line says "loading older messages" meanwhile
-            try:
-                filled = await window.fill_older()
-            except Exception as error:
-                self.post_message(self.OlderFailed(error))
-                return
-            finally:
-                self.refresh()
-            if not filled:
-                return
-        if await window.load_older():
+        if window.has_older and await window.load_older():
+            self._show_merged_page()
+            return
+        # The cache has nothing older (it may have found that out just now).
+        if not window.may_fill_older:
+            return
+        self.refresh()  # the top line says "loading older messages" meanwhile
+        try:
+            filled = await window.fill_older()
+        except Exception as error:
+            self.post_message(self.OlderFailed(error))
+            return
+        finally:
+            self.refresh()
+        if filled and await window.load_older():
             self._show_merged_page()
 
     @work(exclusive=True, group="paging")
