@@ -48,7 +48,7 @@ class ArchiveWorker:
         names = Names(settings.namespace)
         self.accounts_mode = archive_accounts_mode(settings)
         self.link = WorkQueues(
-            settings.broker_url,
+            settings.broker_urls,
             names,
             password=settings.broker_password,
             accounts_mode=self.accounts_mode,
@@ -94,7 +94,7 @@ class ArchiveWorker:
                 log.warning("%s; next try in %g s", exc, backoff.current)
                 await backoff.wait()
         mode = "accounts" if self.accounts_mode else "open"
-        log.info("archive connected to %s (%s mode)", self.settings.broker_url, mode)
+        log.info("archive connected to %s (%s mode)", self.link.node, mode)
         self._tasks.append(asyncio.create_task(self.follower.run()))
         self._tasks.append(asyncio.create_task(self.intake.run()))
         try:

@@ -5,8 +5,9 @@ message, to store) and NS.archive.requests (history and search requests, to answ
 direct reply-to through the default exchange). It follows NS.directory as clients do,
 to know who may read what.
 
-The connection rules are the client's (transport/connection.py): the first URL of
-`amqp_url`, TLS with a CA file, `no_verify_ssl` only on purpose, and a refusal is a
+The connection rules are the client's (transport/connection.py): the URLs of
+`amqp_url` in order, the first that answers, and after a loss the next, round the list;
+TLS with a CA file, `no_verify_ssl` only on purpose, and a refusal is a
 `BrokerRefused` that says what to do, never retried. In accounts mode (the login is
 `NS.archive`, permissions.archive_login) the archive configures nothing: `chat-tui admin
 init` declared its queues, which it only looks up; in open mode it declares them from
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,8 +42,9 @@ from aiormq.exceptions import (
 )
 from pamqp.common import FieldTable
 from pydantic import SecretStr
+from yarl import URL
 
-from chat_tui.config import connection_url, login_of, redact
+from chat_tui.config import connection_url, login_of, node_of, redact, without_password
 from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import Names
 from chat_tui.protocol.queues import QueueType, archive_topology
@@ -123,7 +125,7 @@ class WorkQueues:
 
     def __init__(
         self,
-        url: str,
+        urls: Sequence[str],
         names: Names,
         *,
         password: SecretStr | None = None,
@@ -136,18 +138,25 @@ class WorkQueues:
         confirm_timeout: float = 10.0,
         prefetch: int = 1000,
     ) -> None:
-        if skips_verification(url) and not tls_insecure:
+        if not urls:
+            raise ValueError("no broker URL given")
+        skip_verification = any(skips_verification(url) for url in urls)
+        if skip_verification and not tls_insecure:
             raise ValueError(
                 "no_verify_ssl in the URL turns off the check of the broker's certificate; "
                 "set tls_insecure to do that on purpose"
             )
-        self.url = url
+        self.urls = tuple(without_password(url) for url in urls)
+        """The nodes of a cluster (or the one broker), tried in order, round the list."""
+        self._current = 0
+        self.url = self.urls[0]
+        """The node the link is on, or tries next."""
         self.names = names
-        self.login = login_of(url)
+        self.login = login_of(urls[0])
         self.accounts_mode = accounts_mode
         self.queue_type: QueueType = queue_type
         self._password = password
-        self._tls_context = _tls_context(tls_ca_file, verify=not skips_verification(url))
+        self._tls_context = _tls_context(tls_ca_file, verify=not skip_verification)
         self.heartbeat = heartbeat
         self.reconnect_interval = reconnect_interval
         self.confirm_timeout = confirm_timeout
@@ -162,11 +171,32 @@ class WorkQueues:
         self._replies: AbstractChannel | None = None
         self._consumers: list[QueueConsumer] = []
         self._closing = False
+        self._probe: asyncio.Task[None] | None = None
 
     async def connect(self, timeout: float = 5.0) -> None:
-        """Connect and declare (open mode) or look up (accounts mode) the archive's queues.
-        Raises `BrokerRefused` (what to do) or `BrokerUnreachable` (retry)."""
+        """Connect to the first node that answers, and declare (open mode) or look up
+        (accounts mode) the archive's queues. Raises `BrokerRefused` (what to do; every
+        node would say the same) or `BrokerUnreachable` (none answered: retry)."""
         self.refused = asyncio.get_running_loop().create_future()
+        failures: list[str] = []
+        for index, url in enumerate(self.urls):
+            self._current, self.url = index, url
+            try:
+                await self._connect_to_node(timeout)
+                return
+            except BrokerUnreachable as exc:
+                failures.append(str(exc))
+        raise BrokerUnreachable("; ".join(failures))
+
+    def _point_at(self, index: int) -> None:
+        """Make `urls[index]` the node aio-pika's next reconnect attempt dials (the
+        client's failover, transport/connection.py)."""
+        self._current = index % len(self.urls)
+        self.url = self.urls[self._current]
+        if isinstance(self._connection, aio_pika.RobustConnection):
+            self._connection.url = URL(connection_url(self.url, self._password))
+
+    async def _connect_to_node(self, timeout: float) -> None:
         try:
             connection = await aio_pika.connect_robust(
                 connection_url(self.url, self._password),
@@ -291,22 +321,31 @@ class WorkQueues:
             # the connection cancels and waits for.
             asyncio.get_running_loop().create_task(self._refuse(refusal))
             return
-        log.warning("broker connection lost, reconnecting: %r", exc)
-        asyncio.get_running_loop().create_task(self._probe_for_refusal())
+        if len(self.urls) > 1:
+            self._point_at(self._current + 1)  # the node that failed us is least likely
+        log.warning("broker connection lost, reconnecting to %s: %r", redact(self.url), exc)
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.get_running_loop().create_task(self._probe_for_refusal())
 
     async def _on_restored(self, _sender: Any) -> None:
         log.info("broker connection restored")
 
+    @property
+    def node(self) -> str:
+        return node_of(self.url)
+
     async def _probe_for_refusal(self) -> None:
         """aio-pika retries a refused login for ever; a plain connection now and then
-        tells a removed account or a changed password from a broker that is down."""
+        tells a removed account or a changed password from a broker that is down, and
+        moves the reconnect on from a node that does not answer."""
         while not self._closing and self._connection is not None:
             await asyncio.sleep(self.reconnect_interval)
             if self._connection.connected.is_set():
                 return
+            candidate = self._current
             try:
                 probe = await aio_pika.connect(
-                    connection_url(self.url, self._password),
+                    connection_url(self.urls[candidate], self._password),
                     ssl_context=self._tls_context,
                     timeout=max(self.reconnect_interval, 2.0),
                 )
@@ -315,6 +354,8 @@ class WorkQueues:
                 if isinstance(failure, BrokerRefused):
                     await self._refuse(failure)
                     return
+                if len(self.urls) > 1 and candidate == self._current:
+                    self._point_at(candidate + 1)
                 continue
             with contextlib.suppress(Exception):
                 await probe.close()

@@ -20,7 +20,7 @@ from tests.archive.service_world import (
     chat,
     spaced,
 )
-from tests.conftest import eventually
+from tests.conftest import closed_port_url, eventually
 
 
 async def test_every_group_message_and_dm_is_stored_once_and_acked(world: ArchiveWorld) -> None:
@@ -128,3 +128,12 @@ async def test_on_a_cluster_layout_the_archive_queue_is_quorum_and_works_the_sam
                 )
         finally:
             await connection.close()
+
+
+async def test_a_worker_given_several_nodes_uses_the_first_that_answers(
+    world: ArchiveWorld,
+) -> None:
+    # A cluster's URL list whose first node is down: the worker goes on to the next.
+    await world.start_worker(amqp_url=f"{closed_port_url()},{world.amqp_url}")
+    await world.send(spaced(20, "alice", "lobby"))
+    await eventually(lambda: world.holds(20), what="the messages stored")
