@@ -52,9 +52,14 @@ async def archive_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
 
 @contextlib.asynccontextmanager
 async def archive_world(
-    amqp_url: str, tmp_path: Path, archive_db: str, queue_type: QueueType = "classic"
+    amqp_url: str,
+    tmp_path: Path,
+    archive_db: str,
+    queue_type: QueueType = "classic",
+    namespace: str | None = None,
 ) -> AsyncIterator[ArchiveWorld]:
-    world = ArchiveWorld(amqp_url, tmp_path, archive_db, queue_type)
+    """A world of its own; or, given `namespace`, an archive in that deployment's."""
+    world = ArchiveWorld(amqp_url, tmp_path, archive_db, queue_type, namespace)
     await world.open()
     try:
         yield world
@@ -116,13 +121,18 @@ class RunningWorker:
 
 class ArchiveWorld:
     def __init__(
-        self, amqp_url: str, tmp_path: Path, archive_db: str, queue_type: QueueType = "classic"
+        self,
+        amqp_url: str,
+        tmp_path: Path,
+        archive_db: str,
+        queue_type: QueueType = "classic",
+        namespace: str | None = None,
     ) -> None:
         self.amqp_url = amqp_url
         self.queue_type: QueueType = queue_type
         self.tmp_path = tmp_path
         self.archive_db = archive_db
-        self.names = Names(f"t{uuid.uuid4().hex[:10]}")
+        self.names = Names(namespace or f"t{uuid.uuid4().hex[:10]}")
         self.workers: list[RunningWorker] = []
         self.processes: list[subprocess.Popen[bytes]] = []
         self._connection: AbstractConnection | None = None
