@@ -1,7 +1,7 @@
 """The main screen: header, conversation list, the open conversation and the composer.
 
-A little over 400 lines: the bindings and the one flow between the widgets and the
-core. What each slash command does is in `slash_dispatch.py`, the cache syncs in
+Some 470 lines: the bindings and the one flow between the widgets and the core, which
+now includes opening a search result (fetched from the archive first if need be). What each slash command does is in `slash_dispatch.py`, the cache syncs in
 `read_sync.py`, the order of the conversation list in the sidebar's module, the
 search itself in `search_screen.py`.
 """
@@ -424,7 +424,9 @@ class MainScreen(Screen[None]):
         result only the archive has is fetched into the cache first."""
         seq = hit.seq if hit.in_cache else None
         if seq is None:
-            self.notify(f"Fetching the message from {hit.conversation}'s history…", timeout=3)
+            self.notify(
+                f"Fetching the message from {hit.conversation}'s history…", timeout=3, markup=False
+            )
             try:
                 seq = (await self.client.open_hit(hit)).seq
             except ChatError as exc:
