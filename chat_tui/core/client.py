@@ -235,8 +235,10 @@ class ChatClient:
         if self.receive_messages:
             await self.transport.consume_inbox(self.inbox.on_delivery)
         if self.receive_messages and first_connect and self._cache_was_empty:
-            # A new device: its conversations come from the archive, own messages too.
-            self._tasks.spawn(self._fill_conversations(every_dm=True, timeout=None))
+            # A new device: its conversations come from the archive, own messages too. A
+            # user whose inbox was made just now is new here, with no DM to look for.
+            every_dm = not inbox.created
+            self._tasks.spawn(self._fill_conversations(every_dm=every_dm, timeout=None))
         self._status.consumers_ready()
         self.outbox.link_restored()
 
