@@ -14,17 +14,22 @@ from pathlib import Path
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractRobustConnection
+from textual.command import CommandList
+from textual.css.query import NoMatches
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import OptionList
 
 from chat_tui.archive.database import ArchiveDatabase, open_archive_database
 from chat_tui.archive.service import serve
+from chat_tui.config import Settings
 from chat_tui.core.client import ChatClient
 from chat_tui.core.search import SearchHit
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.models import SendMessage
 from chat_tui.protocol.names import group_key
 from chat_tui.tui.app import ChatApp
+from chat_tui.tui.screens.help_screen import HelpScreen
 from chat_tui.tui.screens.main_screen import MainScreen
 from chat_tui.tui.screens.search_screen import MATCH_STYLE, SearchScreen, hit_text, query_words
 from chat_tui.tui.slash_commands import SlashCommand, parse
@@ -433,3 +438,37 @@ def test_a_result_row_shows_where_and_when_and_highlights_the_words_as_text() ->
 def test_search_takes_its_text_as_typed() -> None:
     assert parse("/search #release notes") == SlashCommand("search", "#release notes")
     assert parse("/join #lobby") == SlashCommand("join", "lobby")
+
+
+async def test_the_palette_and_help_offer_search_and_it_finds_cached_messages_offline(
+    sample_settings: Settings,
+) -> None:
+    app = ChatApp(sample_settings, connect=False, zone=UTC, open_conversation="dm:bob")
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await main_screen_ready(app)
+        await pilot.press("f1")
+        await eventually(lambda: isinstance(app.screen, HelpScreen), what="the help screen")
+        help_text = app.screen.help_text().plain
+        assert "Search messages" in help_text and "/search TEXT" in help_text
+        await pilot.press("escape")
+        await pilot.press("ctrl+p", *"search messages")
+        await eventually(lambda: "Search messages" in _palette_text(app.screen), what="the hit")
+        await pilot.press("enter")
+        search = await _search_screen(app)
+        await pilot.press(*"release notes")
+        await eventually(lambda: len(search.hits) == 1, what="the cached result")
+        assert search.status.startswith("1 result on this device")
+        assert search.hits[0].content == "great, I'll push the release notes"
+        await pilot.press("enter")
+        await eventually(lambda: screen.current == LOBBY, what="#lobby opened at the result")
+        assert screen.view.found_message == screen.view.selected_message
+        assert screen.view.found_message is not None
+        assert screen.view.found_message.content == "great, I'll push the release notes"
+
+
+def _palette_text(screen: Screen[object]) -> str:
+    try:
+        options = screen.query_one(CommandList)
+    except NoMatches:
+        return ""
+    return " ".join(str(options.get_option_at_index(i).prompt) for i in range(options.option_count))
