@@ -24,11 +24,13 @@ def fold(conn: sqlite3.Connection, receipt: ReceiveMessage, me: str) -> list[int
         """SELECT seq, conversation_key, recipients_recorded,
                EXISTS(SELECT 1 FROM message_recipients
                       WHERE message_seq = messages.seq AND member_id = ?) AS recipient
-           FROM messages WHERE message_id = ? AND outgoing = 1""",
+           FROM messages WHERE message_id = ? AND outgoing = 1 AND from_archive = 0""",
         (member, str(receipt.message_id)),
     ).fetchone()
     if row is None:
-        return []  # not ours, or from before this cache existed
+        # Not ours, from before this cache existed, or ours from the archive (sent from
+        # another device: whom it went to is not known here, so nothing counts for it).
+        return []
     seq, key = row["seq"], row["conversation_key"]
     if member == me:
         return []  # our own receipts never count (a DM to ourselves stays sent)

@@ -14,7 +14,7 @@ import pytest
 
 from chat_tui.core.cache_policy import open_cache
 from chat_tui.protocol.conversations import Conversation
-from chat_tui.protocol.models import DirectoryEvent, SendMessage
+from chat_tui.protocol.models import DirectoryEvent, ReceiveMessage, SendMessage
 from chat_tui.store import Store, schema
 from chat_tui.store.backfill import ArchivePosition
 from chat_tui.store.records import StoredMessage
@@ -213,3 +213,13 @@ async def test_a_version_2_cache_is_migrated_to_3_and_its_messages_are_searchabl
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         columns = {row[1] for row in conn.execute("PRAGMA table_info(messages)")}
         assert "from_archive" in columns
+
+
+async def test_a_receipt_for_an_own_message_from_the_archive_counts_nothing(store: Store) -> None:
+    mine = message("sent from my other device", 3, sender="alice")
+    await store.store_archived([mine])
+    receipt = ReceiveMessage(message_id=mine.message_id, recipient_id="bob", status="read")
+    applied = await store.apply_receipts([receipt])
+    assert applied.changes == [] and applied.not_recipients == []
+    stored = await store.get_message(str(mine.message_id))
+    assert stored is not None and (stored.delivered_count, stored.read_count) == (0, 0)
