@@ -5,6 +5,8 @@ account, so a joiner gets the group's history and a DM is searchable by its part
 
 from __future__ import annotations
 
+import pytest
+
 from chat_tui.core.client import ChatClient
 from chat_tui.core.errors import ArchiveRefusedError
 from chat_tui.protocol.conversations import Conversation
@@ -16,6 +18,8 @@ from tests.archive.test_service_accounts import (  # noqa: F401  (the fixtures)
 )
 from tests.conftest import eventually, has_group, knows
 from tests.history.conftest import texts
+
+pytestmark = pytest.mark.broker
 
 
 async def test_a_joiner_gets_history_and_search_reads_only_ones_own_dms(
