@@ -29,7 +29,7 @@ from tests.faults import checker
 
 P99_LIMIT = 1.0
 """Seconds: a step whose p99 from send to stored passes this has broken."""
-PHASES = ("start", "directory", "create", "join", "ready")
+PHASES = ("register", "create", "join", "start", "ready")
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,8 @@ class LoadReport:
     steps: list[StepResult] = field(default_factory=list)
     accounting: checker.ScenarioResult | None = None
     problems: list[str] = field(default_factory=list)
+    errors_logged: dict[str, int] = field(default_factory=dict)
+    """What the clients logged as errors, by text, with how often (all workers)."""
     load: list[str] = field(default_factory=list)
 
     def per_user(self, memory: int | None) -> float | None:
@@ -127,6 +129,7 @@ class LoadReport:
         if self.accounting is not None:
             lines.append(checker.table([self.accounting]))
         lines += [f"problem: {p}" for p in self.problems]
+        lines += [f"logged {n}x: {text}" for text, n in self.errors_logged.items()]
         lines += self.load
         return "\n".join(lines)
 
@@ -208,6 +211,9 @@ def run(options: LoadOptions, broker: LoadBroker) -> LoadReport:
         stopped = workers.ask("stop")
         report.worker_rss = [a["rss"] for a in stopped]
         report.problems = [p for a in stopped for p in a["problems"]]
+        for answer in stopped:
+            for text, count in answer["errors_logged"].items():
+                report.errors_logged[text] = report.errors_logged.get(text, 0) + count
         workers.end()
         report.memory_offline = broker.memory()
         report.accounting = account(deployment, plan)

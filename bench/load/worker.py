@@ -2,7 +2,7 @@
 with its own cache and connection, driven by the parent through a pipe.
 
 The parent sends one command at a time and waits for every worker's answer, so that the
-phases (start, directory, groups, traffic, stop) are barriers across the processes.
+phases (register, create, join, start, ready, traffic, stop) are barriers across the processes.
 Each message's content carries the `time.monotonic()` of its send; monotonic time is one
 clock for every process of the machine, so a recipient in another process measures the
 latency from send to stored (its sink's `show`, which the core calls after storing).
@@ -16,6 +16,7 @@ import logging
 import random
 import resource
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -35,7 +36,7 @@ from chat_tui.protocol.queues import QueueType
 
 CONCURRENT_STARTS = 20
 """Clients connecting at once per worker: more only queue up on the broker's accepts."""
-SETUP_TIMEOUT = 300.0
+SETUP_TIMEOUT = 900.0
 
 
 @dataclass(frozen=True)
@@ -144,34 +145,36 @@ class Worker:
             queue_type=self.config.queue_type,
         )
 
-    async def start(self) -> dict[str, Any]:
-        async def start_one(index: int) -> None:
-            user = self.plan.user(index)
-            client = ChatClient(self.settings(index), LoadSink(user, self.arrivals))
-            await client.start()
-            self.clients[index] = client
-            if not await client.wait_online(SETUP_TIMEOUT):
-                raise RuntimeError(f"{user} did not come online: {client.status.error}")
+    async def online(self, index: int) -> ChatClient:
+        user = self.plan.user(index)
+        client = ChatClient(self.settings(index), LoadSink(user, self.arrivals))
+        await client.start()
+        if not await client.wait_online(SETUP_TIMEOUT):
+            await client.stop()
+            raise RuntimeError(f"{user} did not come online: {client.status.error}")
+        return client
+
+    async def visit(self, index: int, errand: Callable[[ChatClient], Awaitable[None]]) -> None:
+        """A short session: online, the errand, everything it queued confirmed, offline.
+
+        The set-up runs in such sessions, a few users at a time, because a directory
+        event reaches every client that is online: with all of them online, a thousand
+        registrations and joins would be a million one-event batches, each a SQLite
+        transaction; a client that starts later reads the same events in big batches."""
+        client = await self.online(index)
+        try:
+            await errand(client)
             if not await client.flush(SETUP_TIMEOUT):
-                raise RuntimeError(f"{user}'s registration was not confirmed")
+                raise RuntimeError(f"{client.me}'s outbox was not confirmed")
+        finally:
+            await client.stop()
 
-        await bounded(CONCURRENT_STARTS, [partial(start_one, i) for i in self.indices])
-        return {"clients": len(self.clients)}
+    async def register(self) -> dict[str, Any]:
+        async def nothing(client: ChatClient) -> None:
+            return None
 
-    async def directory(self) -> dict[str, Any]:
-        """Until every client's directory knows every user."""
-
-        async def knows_everyone(client: ChatClient) -> bool:
-            await client.wait_directory(SETUP_TIMEOUT)
-            return len(await client.store.users()) >= self.plan.users
-
-        await asyncio.gather(
-            *(until(partial(knows_everyone, c), f"{c.me} to know everyone") for c in self.each())
-        )
+        await bounded(CONCURRENT_STARTS, [partial(self.visit, i, nothing) for i in self.indices])
         return {}
-
-    def each(self) -> list[ChatClient]:
-        return list(self.clients.values())
 
     def creators(self) -> list[int]:
         return [i for i in self.indices if self.plan.user(i) == self.members[self.group(i)][0]]
@@ -180,30 +183,49 @@ class Worker:
         return self.plan.group_of(index)
 
     async def create(self) -> dict[str, Any]:
-        for index in self.creators():
-            await self.clients[index].create_group(self.group(index))
+        async def create(client: ChatClient) -> None:
+            await client.create_group(self.plan.group_of(self.index_of(client)))
+
+        await bounded(CONCURRENT_STARTS, [partial(self.visit, i, create) for i in self.creators()])
         return {}
 
+    def index_of(self, client: ChatClient) -> int:
+        return int(client.me[1:])
+
     async def join(self) -> dict[str, Any]:
-        async def join_one(index: int) -> None:
-            client, group = self.clients[index], self.group(index)
+        async def join(client: ChatClient) -> None:
+            group = self.plan.group_of(self.index_of(client))
             await until(lambda: has(client.store.groups(), group), f"{client.me} to see {group}")
             await client.join_group(group)
 
         creators = set(self.creators())
-        await bounded(
-            CONCURRENT_STARTS,
-            [partial(join_one, i) for i in self.indices if i not in creators],
-        )
+        others = [i for i in self.indices if i not in creators]
+        await bounded(CONCURRENT_STARTS, [partial(self.visit, i, join) for i in others])
         return {}
 
+    async def start(self) -> dict[str, Any]:
+        """Every user online, to stay for the traffic."""
+
+        async def start_one(index: int) -> None:
+            self.clients[index] = await self.online(index)
+
+        await bounded(CONCURRENT_STARTS, [partial(start_one, i) for i in self.indices])
+        return {"clients": len(self.clients)}
+
+    def each(self) -> list[ChatClient]:
+        return list(self.clients.values())
+
     async def ready(self) -> dict[str, Any]:
-        """Until every client sees all of its group and its DM partner, and has sent
+        """Until every client knows every user and all of its group, and has sent
         everything it queued."""
 
         async def ready_one(index: int) -> None:
             client, group = self.clients[index], self.group(index)
             everyone = set(self.members[group])
+            await until(
+                lambda: count_at_least(client.store.users(), self.plan.users),
+                f"{client.me} to know every user",
+            )
             await until(
                 lambda: covers(client.store.members(group), everyone),
                 f"{client.me} to see all of {group}",
@@ -283,21 +305,29 @@ class Worker:
         for user, shown in self.arrivals.shown.items():
             lines = "".join(json.dumps(item) + "\n" for item in shown)
             shown_file(self.config.data_dir, user).write_text(lines)
-        return {"rss": rss, "problems": self.arrivals.problems[:20]}
+        return {
+            "rss": rss,
+            "problems": self.arrivals.problems[:20],
+            "errors_logged": dict(TALLY.counts),
+        }
 
     def commands(self) -> dict[str, Callable[..., Awaitable[dict[str, Any]]]]:
         """What the parent may ask, by name (bench/load/run.py sends them in order)."""
         return {
-            "start": self.start,
-            "directory": self.directory,
+            "register": self.register,
             "create": self.create,
             "join": self.join,
+            "start": self.start,
             "ready": self.ready,
             "traffic": self.traffic,
             "arrived": self.arrived,
             "latencies": self.latencies,
             "stop": self.stop,
         }
+
+
+async def count_at_least(values: Awaitable[list[str]], count: int) -> bool:
+    return len(await values) >= count
 
 
 async def has(values: Awaitable[list[str]], wanted: str) -> bool:
@@ -311,6 +341,7 @@ async def covers(values: Awaitable[list[str]], wanted: set[str]) -> bool:
 async def serve(config: WorkerConfig, pipe: Connection) -> None:
     worker = Worker(config)
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(TALLY.loop_error)
     while True:
         command, *args = await loop.run_in_executor(None, pipe.recv)
         began = time.monotonic()
@@ -325,9 +356,32 @@ async def serve(config: WorkerConfig, pipe: Connection) -> None:
             return
 
 
+class Tally(logging.Handler):
+    """Errors logged by a thousand clients, counted by their text instead of printed:
+    the report lists each kind once, with its count."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.counts: Counter[str] = Counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        error = (
+            f" ({record.exc_info[0].__name__})" if record.exc_info and record.exc_info[0] else ""
+        )
+        self.counts[f"{record.name}: {record.getMessage()}{error}"] += 1
+
+    def loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        kind = f" ({type(error).__name__})" if error is not None else ""
+        self.counts[f"asyncio: {context.get('message')}{kind}"] += 1
+
+
+TALLY = Tally()
+
+
 def main(config: WorkerConfig, pipe: Connection) -> None:
     """The worker process: every client keeps a socket and a few SQLite files open."""
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    logging.basicConfig(level=logging.ERROR)
+    logging.basicConfig(level=logging.ERROR, handlers=[TALLY])
     asyncio.run(serve(config, pipe))
