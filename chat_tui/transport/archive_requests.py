@@ -17,6 +17,7 @@ would go to a consumer that no longer exists.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -77,7 +78,8 @@ class ArchiveRequester:
         self._confirm_timeout = confirm_timeout
         self._channel: AbstractRobustChannel | None = None
         self._consuming_on: aiormq.abc.AbstractChannel | None = None
-        self._waiting: dict[str, asyncio.Future[bytes]] = {}
+        self._waiting: dict[str, tuple[aiormq.abc.AbstractChannel, asyncio.Future[bytes]]] = {}
+        """correlation ID -> the channel its request went on, and its answer to come."""
         self._ready = asyncio.Lock()
 
     async def ask(self, body: bytes, message_type: str, timeout: float) -> bytes:
@@ -88,7 +90,7 @@ class ArchiveRequester:
         try:
             async with asyncio.timeout(timeout):
                 underlay = await self._consuming_channel()
-                self._waiting[correlation_id] = answer
+                self._waiting[correlation_id] = (underlay, answer)
                 await self._publish(underlay, body, message_type, correlation_id)
                 return await answer
         except TimeoutError:
@@ -115,7 +117,7 @@ class ArchiveRequester:
                 underlay = await self._channel.get_underlay_channel()
                 if underlay is not self._consuming_on:
                     await underlay.basic_consume(DIRECT_REPLY_TO, self._on_answer, no_ack=True)
-                    underlay.closing.add_done_callback(self._on_channel_closed)
+                    underlay.closing.add_done_callback(functools.partial(self._closed, underlay))
                     self._consuming_on = underlay
             except (
                 TransportError,
@@ -170,21 +172,23 @@ class ArchiveRequester:
 
     async def _on_answer(self, message: aiormq.abc.DeliveredMessage) -> None:
         correlation_id = message.header.properties.correlation_id
-        waiter = self._waiting.get(correlation_id or "")
+        waiting = self._waiting.get(correlation_id or "")
+        waiter = None if waiting is None else waiting[1]
         if waiter is None:
             # Too late (its asker timed out) or not ours: nothing waits for it.
             log.info("an archive answer nobody waits for (correlation %r)", correlation_id)
         elif not waiter.done():
             waiter.set_result(message.body)
 
-    def _on_channel_closed(self, closing: asyncio.Future[object]) -> None:
-        # Answers to what is in flight would go to the consumer that just went away.
-        self._consuming_on = None
-        self._fail_waiting("the connection to the broker was lost while waiting")
+    def _closed(self, closed: aiormq.abc.AbstractChannel, _closing: asyncio.Future[object]) -> None:
+        # Answers to what is in flight on it would go to the consumer that just went away.
+        if self._consuming_on is closed:
+            self._consuming_on = None
+        self._fail_waiting("the connection to the broker was lost while waiting", on=closed)
 
-    def _fail_waiting(self, reason: str) -> None:
-        for waiter in self._waiting.values():
-            if not waiter.done():
+    def _fail_waiting(self, reason: str, on: aiormq.abc.AbstractChannel | None = None) -> None:
+        for channel, waiter in self._waiting.values():
+            if (on is None or channel is on) and not waiter.done():
                 waiter.set_exception(ArchiveLinkDown(reason))
 
 
