@@ -181,9 +181,9 @@ class ChatApp(App[None]):
             await self.main_screen.directory_changed()
 
     @on(HistoryFilled)
-    def _history_filled(self, message: HistoryFilled) -> None:
+    async def _history_filled(self, message: HistoryFilled) -> None:
         if self.main_screen is not None and self.main_screen.is_mounted:
-            self.main_screen.history_filled(message.conversation)
+            await self.main_screen.history_filled(message.conversation)
 
     @on(ArchiveUnavailable)
     def _archive_unavailable(self, message: ArchiveUnavailable) -> None:

@@ -472,3 +472,32 @@ def _palette_text(screen: Screen[object]) -> str:
     except NoMatches:
         return ""
     return " ".join(str(options.get_option_at_index(i).prompt) for i in range(options.option_count))
+
+
+async def test_a_new_device_shows_the_history_of_its_users_groups(
+    deployment: Deployment, archive: RunningArchive
+) -> None:
+    bob = await deployment.client("bob")
+    await bob.create_group("lobby")
+    alice = await deployment.client("alice")
+    await alice.join_group("lobby")
+    await eventually(lambda: _is_member(bob, "lobby", "alice"), what="alice in #lobby")
+    await alice.send(LOBBY, "sent from my old laptop")
+    await bob.send(LOBBY, "bob answering it")
+    await eventually(lambda: _stored(archive, 2), timeout=20, what="both archived")
+    await alice.stop()
+    deployment.clients.remove(alice)
+    new_laptop = deployment.settings("alice", data_dir=deployment.data_dir / "new-laptop")
+    app = ChatApp(new_laptop, zone=UTC)
+    async with app.run_test(size=SIZE):
+        screen = await come_online(app)
+        await eventually(lambda: screen.current == LOBBY, timeout=20, what="#lobby open")
+        await eventually(
+            lambda: "bob answering it" in message_text(app), timeout=20, what="the history"
+        )
+        shown = message_text(app)
+        assert shown.index("sent from my old laptop") < shown.index("bob answering it")
+
+
+async def _is_member(client: ChatClient, group: str, user: str) -> bool:
+    return user in await client.store.members(group)

@@ -196,11 +196,13 @@ class MainScreen(Screen[None]):
     def show_connection(self, status: ClientStatus) -> None:
         self.query_one(StatusHeader).show_status(status)
 
-    def history_filled(self, conversation: Conversation) -> None:
-        """Older history of `conversation` came into the cache from the archive."""
+    async def history_filled(self, conversation: Conversation) -> None:
+        """Messages of `conversation` came into the cache from the archive: on a new
+        device they may be the first there are, so a conversation may open with them."""
         if conversation == self.current:
             self.view.history_filled()
-        self.read_sync.sync_soon()
+        await self.refresh_sidebar()
+        await self._open_something()
 
     async def directory_changed(self) -> None:
         await self.refresh_sidebar()
