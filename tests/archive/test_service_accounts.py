@@ -130,35 +130,45 @@ class Deployment:
         return decode_answer(reply.body), reply.user_id
 
 
-@pytest.fixture
-async def deployment(
-    node: ManagedNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Deployment]:
+@pytest.fixture(scope="module")
+def provisioned(
+    node: ManagedNode, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """A vhost after `admin init`, `add-archive` and three users, for the module (the
+    admin commands take seconds each); every test gets an archive database of its own."""
     vhost = f"v{uuid.uuid4().hex[:10]}"
     node.add_vhost(vhost)
+    data_dir = tmp_path_factory.mktemp("archive-accounts")
+    admin = Admin(node, vhost, data_dir)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(CONFIG_FILE_ENV, str(data_dir / "no-config.toml"))
+        admin.ok("init")
+        login = archive_login(admin.names)
+        admin.accounts.add(login)
+        lines = admin.ok("add-archive")
+        (line,) = [each for each in lines if each.startswith(f"password of {login} (shown once): ")]
+        accounts = AccountsDeployment(admin)
+        alice, bob, eve = (accounts.add_user(stem) for stem in ("alice", "bob", "eve"))
+        try:
+            yield Deployment(
+                accounts, Account(login, line.rsplit(" ", 1)[1]), alice, bob, eve, archive_db=""
+            )
+        finally:
+            for user in admin.accounts:
+                node.delete_user(user)
+            node.delete_vhost(vhost)
+
+
+@pytest.fixture
+async def deployment(
+    provisioned: Deployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Deployment]:
     monkeypatch.setenv(CONFIG_FILE_ENV, str(tmp_path / "no-config.toml"))
-    admin = Admin(node, vhost, tmp_path)
-    admin.ok("init")
-    login = archive_login(admin.names)
-    admin.accounts.add(login)
-    lines = admin.ok("add-archive")
-    (line,) = [each for each in lines if each.startswith(f"password of {login} (shown once): ")]
-    accounts = AccountsDeployment(admin)
-    alice, bob, eve = (accounts.add_user(stem) for stem in ("alice", "bob", "eve"))
+    provisioned.archive_db = str(tmp_path / "archive.sqlite3")
     try:
-        yield Deployment(
-            accounts,
-            Account(login, line.rsplit(" ", 1)[1]),
-            alice,
-            bob,
-            eve,
-            str(tmp_path / "archive.sqlite3"),
-        )
+        yield provisioned
     finally:
-        await accounts.stop_all()
-        for user in admin.accounts:
-            node.delete_user(user)
-        node.delete_vhost(vhost)
+        await provisioned.accounts.stop_all()
 
 
 @pytest.fixture
