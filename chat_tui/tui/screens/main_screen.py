@@ -1,9 +1,10 @@
 """The main screen: header, conversation list, the open conversation and the composer.
 
 Some 470 lines: the bindings and the one flow between the widgets and the core, which
-now includes opening a search result (fetched from the archive first if need be). What each slash command does is in `slash_dispatch.py`, the cache syncs in
-`read_sync.py`, the order of the conversation list in the sidebar's module, the
-search itself in `search_screen.py`.
+now includes opening a search result (fetched from the archive first if need be). What
+each slash command does is in `slash_dispatch.py`, the cache syncs in `read_sync.py`,
+the order of the conversation list in the sidebar's module, the search itself in
+`search_screen.py`.
 """
 
 from __future__ import annotations
