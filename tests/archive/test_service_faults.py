@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from chat_tui.protocol.archive import ArchiveRefusal, HistoryPage, HistoryRequest
 from tests.archive.pg_server import PrivateServer, fresh_database
 from tests.archive.service_world import ArchiveWorld, archive_world, spaced
 from tests.conftest import eventually
@@ -90,3 +91,29 @@ async def test_postgres_restarted_under_load_loses_nothing_and_workers_reconnect
         # The outage did reach the workers: they handed batches back, and came back.
         handed_back = [r for r in caplog.records if "handing them back" in r.getMessage()]
         assert handed_back, "no worker met the database down"
+
+
+async def test_a_request_while_postgres_is_down_is_refused_unavailable_then_answered(
+    amqp_url: str, tmp_path: Path, private_postgres: PrivateServer
+) -> None:
+    async with (
+        fresh_database(private_postgres.url) as database_url,
+        archive_world(amqp_url, tmp_path, database_url) as world,
+    ):
+        await world.register("alice")
+        await world.join("lobby", "alice")
+        await world.start_worker()
+        await world.send(spaced(3, "alice", "lobby"))
+        await eventually(lambda: world.holds(3), what="the messages stored")
+        await world.forget_database()
+        request = HistoryRequest(requester_id="alice", group_id="lobby")
+        await asyncio.to_thread(private_postgres.crash)
+        refused = await world.ask(request)
+        assert isinstance(refused, ArchiveRefusal) and refused.reason == "unavailable"
+        await asyncio.to_thread(private_postgres.start)
+
+        async def answered() -> bool:
+            page = await world.ask(request)
+            return isinstance(page, HistoryPage) and len(page.messages) == 3
+
+        await eventually(answered, what="a page once PostgreSQL is back", timeout=30)
