@@ -26,6 +26,8 @@ RECENT = 200
 """How many of a conversation's newest messages a join or a new device fetches."""
 MAX_PAGES_TO_NEW = 50
 """How many pages `older` reads past what is cached before it gives up finding new ones."""
+MAX_CATCH_UP = 10
+"""How many pages `recent` reads back to reach what is cached."""
 FILL_CONCURRENCY = 4
 """Conversations a new device fills at the same time."""
 
@@ -50,15 +52,29 @@ class Backfill:
         return self._locks.setdefault(conversation, asyncio.Lock())
 
     async def recent(self, conversation: Conversation, limit: int = RECENT) -> int:
-        """Fetch the newest `limit` messages of `conversation`; how many were new. The
-        page's cursor becomes where `older` goes on, unless it has been further back."""
+        """Fetch the newest `limit` messages of `conversation`; how many were new. If it
+        has cached messages (the inbox that was gone), pages on back until one overlaps
+        them (at most MAX_CATCH_UP pages), and stores what was missed in one go, in the
+        archive's order, after them. The last page's cursor becomes where `older` goes
+        on, unless it has been further back."""
         async with self._lock(conversation):
-            page = await self._archive.history(conversation, None, "older", limit)
+            had_cached = await self._store.message_count(conversation) > 0
+            pages = [await self._archive.history(conversation, None, "older", limit)]
+            while had_cached and len(pages) < MAX_CATCH_UP and pages[-1].next_cursor:
+                ids = [str(m.message_id) for m in pages[-1].messages]
+                if await self._store.messages_by_id(ids):
+                    break  # reached what is cached
+                pages.append(
+                    await self._archive.history(
+                        conversation, pages[-1].next_cursor, "older", MAX_HISTORY_LIMIT
+                    )
+                )
             known = await self._store.archive_position(conversation)
             position = None
             if known.older_cursor is None and not known.at_beginning:
-                position = (conversation, self._after(page))
-            stored = await self._store.store_archived(page.messages, position=position)
+                position = (conversation, self._after(pages[-1]))
+            missed = [message for page in pages for message in page.messages]
+            stored = await self._store.store_archived(missed, position=position)
         return self._report(conversation, stored.get(conversation, 0))
 
     async def older(self, conversation: Conversation, limit: int = 100) -> int:

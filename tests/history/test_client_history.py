@@ -317,9 +317,12 @@ async def test_a_client_whose_inbox_was_lost_fills_what_it_missed_in_order(
     await eventually(lambda: has_all(bob, LOBBY, 1), what="bob's backfill")
     await alice.stop()
     deployment.clients.remove(alice)
-    for line in ("missed 1", "missed 2"):
-        await bob.wait_sent((await bob.send(LOBBY, line)).message_id, timeout=10)
-    await archived(bob, LOBBY, 3)
+    # More than one page of it: the fill pages back until it reaches what is cached.
+    missed = [f"missed {i:03}" for i in range(250)]
+    for line in missed:
+        await bob.send(LOBBY, line)
+    assert await bob.flush(30)
+    await archived(bob, LOBBY, 251)
     # Her inbox, with what it kept for her, is gone (deleted, or never kept that long).
     channel = await raw.channel()
     await channel.queue_delete(deployment.names.inbox_queue("alice"))
@@ -327,11 +330,11 @@ async def test_a_client_whose_inbox_was_lost_fills_what_it_missed_in_order(
 
     sink = HistorySink()
     back = await deployment.client("alice", sink)
-    await eventually(lambda: has_all(back, LOBBY, 3), what="what alice missed, from the archive")
-    assert texts(await back.cache.history(LOBBY)) == ["before she left", "missed 1", "missed 2"]
+    await eventually(lambda: has_all(back, LOBBY, 251), what="what alice missed, from the archive")
+    assert texts(await back.cache.history(LOBBY, limit=1000)) == ["before she left", *missed]
     summary = {s.conversation: s for s in await back.cache.conversations()}[LOBBY]
     assert summary.unread_count == 0
-    assert sink.shown == [] and (LOBBY, 2) in sink.filled
+    assert sink.shown == [] and (LOBBY, 250) in sink.filled
 
 
 async def test_chat_tui_join_brings_the_groups_history_for_chat_tui_history(
