@@ -158,7 +158,8 @@ class ArchiveWorld:
         return Settings(**values)
 
     async def open(self) -> None:
-        self._connection = await aio_pika.connect(self.amqp_url)
+        # Robust, like a client's: a test may restart the broker under it.
+        self._connection = await aio_pika.connect_robust(self.amqp_url)
         self._channel = await self._connection.channel(publisher_confirms=True)
         # What the users' clients declare in open mode: the exchanges and the directory
         # stream, so that directory events published before a worker runs are kept.
