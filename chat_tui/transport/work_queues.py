@@ -172,6 +172,8 @@ class WorkQueues:
         self._consumers: list[QueueConsumer] = []
         self._closing = False
         self._probe: asyncio.Task[None] | None = None
+        self._refusing: asyncio.Task[None] | None = None
+        """Held: the loop keeps only weak references to tasks."""
 
     async def connect(self, timeout: float = 5.0) -> None:
         """Connect to the first node that answers, and declare (open mode) or look up
@@ -319,7 +321,7 @@ class WorkQueues:
         if isinstance(exc, ChannelClosed) and (refusal := self._setup_refusal(exc)) is not None:
             # Not awaited here: this runs in aio-pika's reconnect task, which closing
             # the connection cancels and waits for.
-            asyncio.get_running_loop().create_task(self._refuse(refusal))
+            self._refusing = asyncio.get_running_loop().create_task(self._refuse(refusal))
             return
         if len(self.urls) > 1:
             self._point_at(self._current + 1)  # the node that failed us is least likely
