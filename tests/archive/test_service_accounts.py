@@ -23,6 +23,7 @@ from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
 from chat_tui.archive.database import ConversationRef, open_archive_database
 from chat_tui.archive.service import serve
 from chat_tui.config import CONFIG_FILE_ENV, Settings
+from chat_tui.core.errors import ChatError
 from chat_tui.protocol.archive import (
     ArchiveAnswer,
     ArchiveRefusal,
@@ -255,3 +256,27 @@ async def test_requests_are_answered_as_the_account_that_asks(running: Deploymen
     assert isinstance(found, SearchResults) and found.hits == ()
     lobby, _ = await running.ask(eve, HistoryRequest(requester_id=eve.user, group_id="lobby"))
     assert isinstance(lobby, ArchiveRefusal) and lobby.reason == "forbidden"
+
+
+async def test_a_new_archive_password_stops_the_running_worker_with_what_to_do(
+    deployment: Deployment,
+) -> None:
+    # Last in the module: the archive's password changes for good.
+    stop = asyncio.Event()
+    worker = asyncio.create_task(serve(deployment.settings, stop))
+    names = deployment.accounts.names
+
+    async def consuming() -> bool:
+        queue = await deployment.accounts.queue(names.archive_requests_queue)
+        return bool(queue.get("consumers"))
+
+    await eventually(consuming, what="the archive to consume", timeout=20)
+    admin = deployment.accounts.admin
+    new_password = "a-new-password-for-the-archive"
+    await asyncio.to_thread(
+        admin.ok, "passwd", deployment.archive.user, "--password-stdin", stdin=new_password
+    )
+    # passwd closes the archive's connections; its reconnects are refused, and it ends.
+    with pytest.raises(ChatError, match="add-archive"):
+        await asyncio.wait_for(worker, 30)
+    deployment.archive = Account(deployment.archive.user, new_password)
