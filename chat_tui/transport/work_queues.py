@@ -155,7 +155,8 @@ class WorkQueues:
         self.login = login_of(urls[0])
         self.accounts_mode = accounts_mode
         self.queue_type: QueueType = queue_type
-        self._password = password
+        in_url = URL(urls[0]).password
+        self._password = password if password is not None or in_url is None else SecretStr(in_url)
         self._tls_context = _tls_context(tls_ca_file, verify=not skip_verification)
         self.heartbeat = heartbeat
         self.reconnect_interval = reconnect_interval
@@ -247,7 +248,9 @@ class WorkQueues:
                 "it with tls_ca_file, and connect by the host name the certificate names"
             )
         detail = _reply(exc) if isinstance(exc, InvalidFrameError) else str(exc)
-        return BrokerUnreachable(f"cannot reach RabbitMQ at {where}: {detail or type(exc)}")
+        return BrokerUnreachable(
+            f"cannot reach RabbitMQ at {where}: {detail or type(exc).__name__}"
+        )
 
     def _account_advice(self) -> str:
         if self.accounts_mode:
