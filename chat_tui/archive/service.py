@@ -115,8 +115,12 @@ async def _start_unless_stopped(worker: ArchiveWorker, stop: asyncio.Event) -> b
     return False
 
 
-async def run(settings: Settings, _args: argparse.Namespace) -> int:
+async def run(settings: Settings, args: argparse.Namespace) -> int:
     """The `chat-tui archive` command."""
+    if not getattr(args, "verbose", False):
+        # A service's operator needs its warnings (a database down, a batch handed
+        # back) without --verbose, which adds every step.
+        logging.getLogger().setLevel(logging.WARNING)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
