@@ -113,6 +113,7 @@ class DemoArchive:
             or str(demo_dir / f"{settings.namespace}-archive.sqlite3"),
         }
         self.process: asyncio.subprocess.Process | None = None
+        self._reading: asyncio.Task[None] | None = None
 
     async def start(self) -> bool:
         """Start it and wait until it consumes; False if it did not (it keeps trying,
@@ -127,15 +128,24 @@ class DemoArchive:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )
-        assert self.process.stderr is not None
+        stderr = self.process.stderr
+        assert stderr is not None
+        # Read for as long as it runs: a pipe nobody empties would stop its writer.
+        ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._reading = asyncio.create_task(self._read_stderr(stderr, ready))
         try:
             async with asyncio.timeout(ARCHIVE_START_TIMEOUT):
-                while line := await self.process.stderr.readline():
-                    if line.startswith(ARCHIVE_READY):
-                        return True
+                return await ready
         except TimeoutError:
             return False
-        return False  # it ended: its error went to the pipe
+
+    @staticmethod
+    async def _read_stderr(stderr: asyncio.StreamReader, ready: asyncio.Future[bool]) -> None:
+        while line := await stderr.readline():
+            if line.startswith(ARCHIVE_READY) and not ready.done():
+                ready.set_result(True)
+        if not ready.done():
+            ready.set_result(False)  # it ended before it was ready
 
     async def stop(self) -> None:
         process, self.process = self.process, None
@@ -147,6 +157,8 @@ class DemoArchive:
         except TimeoutError:
             process.kill()
             await process.wait()
+        if self._reading is not None:
+            await asyncio.gather(self._reading, return_exceptions=True)
 
 
 class DemoBots:
