@@ -111,11 +111,12 @@ async def _users(provisioner: Provisioner, args: argparse.Namespace, admin: Sett
     snapshot = await directory_snapshot(admin, verify_senders=True)
     for name in sorted(accounts.keys() | snapshot.users):
         account = accounts.get(name)
-        # A user ID has no '.', so the archive's login cannot be in the directory.
-        directory = (
-            "-" if is_archive_login(names, name) else _directory_side(name, account, snapshot)
-        )
-        side = ARCHIVE_SIDE if is_archive_login(names, name) else _account_side(account)
+        if is_archive_login(names, name):
+            # A user ID has no '.', so the archive's login cannot be in the directory.
+            directory, side = "-", ARCHIVE_SIDE
+        else:
+            directory = _directory_side(name, account, snapshot)
+            side = _account_side(account)
         # The account side last: its wording was this command's whole line before.
         provisioner.report(f"{name:<32}  directory: {directory:<44}  account: {side}")
     if snapshot.skipped:
