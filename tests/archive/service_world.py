@@ -196,7 +196,8 @@ class ArchiveWorld:
         return worker
 
     def spawn_worker(self, *extra: str) -> subprocess.Popen[bytes]:
-        """`python -m chat_tui archive` as a process of its own."""
+        """`python -m chat_tui archive` as a process of its own; what it prints goes to
+        `worker-N.log` (`log_of`), never to a pipe nobody reads."""
         env = {
             **os.environ,
             "CHAT_TUI_AMQP_URL": self.amqp_url,
@@ -206,15 +207,20 @@ class ArchiveWorld:
             "CHAT_TUI_RECONNECT_INTERVAL": "0.5",
             "CHAT_TUI_CONFIG_FILE": str(self.tmp_path / "no-config.toml"),
         }
-        process = subprocess.Popen(
-            [sys.executable, "-m", "chat_tui", "archive", *extra],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        with self.log_of(len(self.processes)).open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "chat_tui", "archive", *extra],
+                env=env,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         self.processes.append(process)
         return process
+
+    def log_of(self, index: int) -> Path:
+        """What the `index`-th spawned worker printed."""
+        return self.tmp_path / f"worker-{index}.log"
 
     async def consumers(self, queue: str, *, at_least: int) -> bool:
         assert self._connection is not None

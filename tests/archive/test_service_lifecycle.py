@@ -30,7 +30,7 @@ async def test_sigterm_mid_backlog_stops_cleanly_and_leaves_the_rest_queued(
     process.send_signal(signal.SIGTERM)
     asked = time.monotonic()
     returncode = await asyncio.to_thread(process.wait, 20)
-    assert returncode == 0, process.stderr.read() if process.stderr else ""
+    assert returncode == 0, world.log_of(0).read_text()
     assert time.monotonic() - asked < 15
     stored, queued = await world.stored(), await world.depth(world.names.archive_queue)
     assert stored < BACKLOG, "stopped only after the whole backlog"
