@@ -5,6 +5,7 @@ do; they are stopped by their own PIDs when the run ends."""
 
 from __future__ import annotations
 
+import time
 from typing import Protocol
 
 from chat_tui.config import split_urls
@@ -39,10 +40,16 @@ class PrivateNode:
         return self.node.amqp_url("guest", "guest")
 
     def memory(self) -> int | None:
+        # A node that has just started lists itself before its first statistics.
+        deadline = time.monotonic() + 30
         with self.node.http() as api:
-            response = api.get("api/nodes")
-            response.raise_for_status()
-            return sum(int(node["mem_used"]) for node in response.json())
+            while True:
+                response = api.get("api/nodes")
+                response.raise_for_status()
+                nodes = response.json()
+                if all("mem_used" in node for node in nodes) or time.monotonic() > deadline:
+                    return sum(int(node["mem_used"]) for node in nodes)
+                time.sleep(0.5)
 
     def beam_pids(self) -> list[int]:
         try:
