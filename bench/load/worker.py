@@ -365,10 +365,9 @@ class Tally(logging.Handler):
         self.counts: Counter[str] = Counter()
 
     def emit(self, record: logging.LogRecord) -> None:
-        error = (
-            f" ({record.exc_info[0].__name__})" if record.exc_info and record.exc_info[0] else ""
-        )
-        self.counts[f"{record.name}: {record.getMessage()}{error}"] += 1
+        # By the message's template: its arguments (a body, an address) vary each time.
+        error = record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else ""
+        self.counts[f"{record.name}: {record.msg} {error}".rstrip()] += 1
 
     def loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         error = context.get("exception")
