@@ -6,7 +6,7 @@ is back, it consumes direct reply-to again on the new connection and the archive
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from chat_tui.core.errors import ArchiveUnavailableError
 from chat_tui.protocol.conversations import Conversation
 from tests.conftest import Deployment, eventually
 from tests.faults.broker_node import BrokerNode
+from tests.faults.conftest import node, proxy  # noqa: F401  (the fault suite's fixtures)
 from tests.faults.fault_proxy import FaultProxy
 from tests.history.conftest import HistorySink, RunningArchive, texts
 
@@ -23,33 +24,20 @@ pytestmark = pytest.mark.broker
 LOBBY = Conversation.group("lobby")
 
 
-@pytest.fixture(scope="module")
-def node() -> Iterator[BrokerNode]:
-    broker = BrokerNode()
-    try:
-        broker.start()
-        yield broker
-    finally:
-        broker.destroy()
-
-
 @pytest.fixture
-def proxy(node: BrokerNode) -> Iterator[FaultProxy]:
-    fault_proxy = FaultProxy(node.port)
-    fault_proxy.start()
-    yield fault_proxy
-    fault_proxy.close()
-
-
-@pytest.fixture
-async def on_node(node: BrokerNode, tmp_path: Path) -> AsyncIterator[Deployment]:
+async def on_node(
+    node: BrokerNode,  # noqa: F811
+    tmp_path: Path,
+) -> AsyncIterator[Deployment]:
     deployment = Deployment(node.url, tmp_path)
     yield deployment
     await deployment.cleanup()
 
 
 async def test_archive_requests_work_again_after_the_link_came_back(
-    on_node: Deployment, proxy: FaultProxy, tmp_path: Path
+    on_node: Deployment,
+    proxy: FaultProxy,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     archive = RunningArchive(on_node, str(tmp_path / "archive.sqlite3"))
     await archive.start()
