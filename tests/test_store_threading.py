@@ -243,3 +243,32 @@ async def test_a_commit_on_the_loop_waits_for_the_caller_of_an_earlier_one_to_he
     second = asyncio.ensure_future(commit("small", small=True))
     await asyncio.gather(first, second)
     assert heard == ["on the thread", "small"]
+
+
+async def test_a_slow_fsync_holds_neither_the_loop_nor_the_order(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A busy or failing disk: each fsync takes 0.3 s. It runs on the thread, and a small
+    # commit arriving meanwhile waits behind it there rather than on the loop.
+    fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        time.sleep(0.3)
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    threads: list[int] = []
+    syncing = asyncio.ensure_future(database.sync())
+    await asyncio.sleep(0)  # the sync is queued
+    committing = asyncio.ensure_future(
+        database.transaction(writing(b"meanwhile", threads), durable=False, small=True)
+    )
+    longest_tick = 0.0
+    while not (syncing.done() and committing.done()):
+        before = time.monotonic()
+        await asyncio.sleep(0.01)
+        longest_tick = max(longest_tick, time.monotonic() - before)
+    await syncing
+    await committing
+    assert longest_tick < 0.15, f"the loop stood still for {longest_tick * 1000:.0f} ms"
+    assert threads != [LOOP()]
