@@ -38,24 +38,36 @@ def unique_database_name(prefix: str = "chat_archive_test") -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
-@contextlib.asynccontextmanager
-async def fresh_database(server: str = SHARED_SERVER) -> AsyncIterator[str]:
-    """A new, empty database on `server`, dropped afterwards (its connections closed
-    first, so a test that leaked one does not keep it); yields its URL."""
+async def create_database(server: str = SHARED_SERVER) -> str:
+    """A new, empty, uniquely named database on `server`; returns its URL."""
     name = unique_database_name()
     admin = await asyncpg.connect(f"{server}/postgres")
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
+    return f"{server}/{name}"
+
+
+async def drop_database(url: str) -> None:
+    """Drop the database at `url`, closing its connections first, so that a test that
+    leaked one does not keep it."""
+    server, _, name = url.rpartition("/")
+    admin = await asyncpg.connect(f"{server}/postgres")
     try:
-        yield f"{server}/{name}"
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
-        admin = await asyncpg.connect(f"{server}/postgres")
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(server: str = SHARED_SERVER) -> AsyncIterator[str]:
+    """A new, empty database on `server`, dropped afterwards; yields its URL."""
+    url = await create_database(server)
+    try:
+        yield url
+    finally:
+        await drop_database(url)
 
 
 class PrivateServer:

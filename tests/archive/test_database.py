@@ -8,10 +8,13 @@ import base64
 import contextlib
 import struct
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
+import asyncpg
 import pytest
 
 from chat_tui.archive.database import (
@@ -24,10 +27,11 @@ from chat_tui.archive.database import (
     history_cursor,
     open_archive_database,
 )
-from chat_tui.protocol.archive import MAX_SNIPPET_CHARS
+from chat_tui.protocol.archive import MAX_SNIPPET_CHARS, HistoryDirection
 from chat_tui.protocol.models import SendMessage
-from tests.archive.pg_server import PrivateServer, fresh_database
+from tests.archive.pg_server import PrivateServer, create_database, drop_database, fresh_database
 
+T = TypeVar("T")
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 TEAM = ConversationRef.group("team")
 ALICE_BOB = ConversationRef.dm("bob", "alice")
@@ -57,14 +61,42 @@ def in_order(messages: list[SendMessage]) -> list[SendMessage]:
     return sorted(messages, key=lambda m: (m.timestamp, m.message_id))
 
 
+def _in_a_loop_of_its_own(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work` to the end from a synchronous fixture, which pytest-asyncio may set up
+    while a test's event loop is running."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, work).result()
+
+
+@pytest.fixture(scope="module")
+def module_database() -> Iterator[str]:
+    """One fresh database on the shared server for this module's tests: each test gets a
+    schema of its own in it, which is made in milliseconds, where a database takes a
+    second."""
+    url = _in_a_loop_of_its_own(create_database())
+    try:
+        yield url
+    finally:
+        _in_a_loop_of_its_own(drop_database(url))
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-async def location(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """Where an archive lives: a SQLite file, or a fresh PostgreSQL database."""
+async def location(
+    request: pytest.FixtureRequest, tmp_path: Path, module_database: str
+) -> AsyncIterator[str]:
+    """Where an archive lives: a SQLite file, or an empty schema of a PostgreSQL
+    database (asyncpg passes `search_path` in the URL on as a server setting)."""
     if request.param == "sqlite":
         yield str(tmp_path / "archive" / "archive.sqlite3")
-    else:
-        async with fresh_database() as url:
-            yield url
+        return
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(module_database)
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}")
+        yield f"{module_database}?search_path={schema}"
+    finally:
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
 
 
 @pytest.fixture
@@ -76,12 +108,15 @@ async def archive(location: str) -> AsyncIterator[ArchiveDatabase]:
 
 
 async def page_through(
-    archive: ArchiveDatabase, conversation: ConversationRef, direction: str, limit: int
+    archive: ArchiveDatabase,
+    conversation: ConversationRef,
+    direction: HistoryDirection,
+    limit: int,
 ) -> list[list[SendMessage]]:
     pages: list[list[SendMessage]] = []
     cursor: str | None = None
     while True:
-        page, cursor = await archive.history(conversation, cursor, direction, limit)  # type: ignore[arg-type]
+        page, cursor = await archive.history(conversation, cursor, direction, limit)
         pages.append(page)
         if cursor is None:
             return pages
