@@ -16,7 +16,7 @@ from tests.archive.pg_server import PrivateServer, fresh_database
 from tests.archive.service_world import ArchiveWorld, archive_world, spaced
 from tests.conftest import eventually
 
-BACKLOG = 8000
+BACKLOG = 5000
 
 
 async def test_a_worker_killed_mid_batch_loses_nothing_and_stores_nothing_twice(

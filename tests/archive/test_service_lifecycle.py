@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from tests.archive.service_world import ArchiveWorld, chat, spaced
 from tests.conftest import eventually
 
-BACKLOG = 8000
+BACKLOG = 5000
 
 
 async def test_sigterm_mid_backlog_stops_cleanly_and_leaves_the_rest_queued(
