@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 STOP_TIMEOUT = 10.0
 """How long a stopping worker gives its batch and requests in progress."""
+REPORT_INTERVAL = 60.0
+"""How often `--verbose` says what the worker did, when it did anything."""
 
 
 class ArchiveRefused(ChatError):
@@ -97,6 +99,7 @@ class ArchiveWorker:
         log.info("archive connected to %s (%s mode)", self.link.node, mode)
         self._tasks.append(asyncio.create_task(self.follower.run()))
         self._tasks.append(asyncio.create_task(self.intake.run()))
+        self._tasks.append(asyncio.create_task(self._report_every(REPORT_INTERVAL)))
         try:
             await self.link.consume_directory(self.follower.on_delivery)
             self.follower.started()
@@ -106,6 +109,23 @@ class ArchiveWorker:
         except BrokerRefused as exc:
             await self.stop()
             raise ArchiveRefused(str(exc)) from None
+
+    def summary(self) -> str:
+        stored, answered = self.intake.counters, self.requests.counters
+        return (
+            f"stored {stored.stored} (duplicates {stored.duplicates}, dead-lettered "
+            f"{stored.rejected}, of them {stored.unverified} unverified, batches handed back "
+            f"{stored.handed_back}); answered {answered.answered}, refused {answered.refused}, "
+            f"dropped {answered.dropped}, answers not sent {answered.unsent}"
+        )
+
+    async def _report_every(self, interval: float) -> None:
+        last = self.summary()
+        while True:
+            await asyncio.sleep(interval)
+            if (now := self.summary()) != last:
+                log.info("archive so far: %s", now)
+                last = now
 
     async def wait_refused(self) -> str:
         """The refusal's text, once the broker refuses the archive after connecting."""
@@ -122,3 +142,4 @@ class ArchiveWorker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.link.close()
+        log.info("archive stopped: %s", self.summary())
