@@ -166,6 +166,13 @@ async def test_an_archive_opened_again_keeps_everything(location: str) -> None:
         await again.close()
 
 
+async def test_closing_twice_is_harmless(location: str) -> None:
+    archive = open_archive_database(location)
+    await archive.open()
+    await archive.close()
+    await archive.close()
+
+
 async def test_workers_opening_one_archive_at_once_create_it_once(location: str) -> None:
     workers = [open_archive_database(location) for _ in range(3)]
     await asyncio.gather(*(w.open() for w in workers))

@@ -99,6 +99,7 @@ class SqliteArchive:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-sqlite")
         self._connection: sqlite3.Connection | None = None
+        self._closed = False
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def call() -> T:
@@ -149,6 +150,11 @@ class SqliteArchive:
         await asyncio.get_running_loop().run_in_executor(self._executor, connect)
 
     async def close(self) -> None:
+        """Close the file and end the thread; closing again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+
         def disconnect() -> None:
             if self._connection is not None:
                 self._connection.close()
