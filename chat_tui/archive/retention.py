@@ -36,4 +36,7 @@ async def keep_purging(
             log.warning(
                 "retention: the database is unavailable, next try in %g s: %s", interval, exc
             )
+        except Exception:
+            # A purge that fails must not stop the worker: storing matters more.
+            log.exception("retention: the purge failed, next try in %g s", interval)
         await asyncio.sleep(interval)

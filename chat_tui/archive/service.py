@@ -65,11 +65,15 @@ async def open_database(location: str) -> ArchiveDatabase:
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """One worker until `stop` is set; raises ChatError if the broker refuses it."""
-    database = await open_database(settings.archive_database)
+    opening = asyncio.create_task(open_database(settings.archive_database))
+    if not await _unless_stopped(opening, stop):
+        return
+    database = opening.result()
     try:
         answers = ArchiveAnswers(database)
         worker = ArchiveWorker(settings, database.store, answers.answer)
-        if not await _start_unless_stopped(worker, stop):
+        if not await _unless_stopped(asyncio.create_task(worker.start()), stop):
+            await worker.stop()
             return
         mode = "accounts" if worker.accounts_mode else "open"
         print(
@@ -99,19 +103,18 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         await database.close()
 
 
-async def _start_unless_stopped(worker: ArchiveWorker, stop: asyncio.Event) -> bool:
-    """Start the worker (it waits for an unreachable broker); False if `stop` came first."""
-    starting = asyncio.create_task(worker.start())
+async def _unless_stopped(task: asyncio.Task[object], stop: asyncio.Event) -> bool:
+    """Let `task` finish (it may wait long: for a database or a broker that is not up),
+    and raise what it raised; False, with `task` cancelled, if `stop` came first."""
     stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
-    if starting.done():
-        starting.result()  # ArchiveRefused: the broker said no
+    if task.done():
+        task.result()  # ArchiveRefused, ChatError: said to the user
         return True
-    starting.cancel()
+    task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
-        await starting
-    await worker.stop()
+        await task
     return False
 
 
