@@ -94,6 +94,8 @@ class LoadReport:
     steps: list[StepResult] = field(default_factory=list)
     accounting: checker.ScenarioResult | None = None
     problems: list[str] = field(default_factory=list)
+    stalls: int = 0
+    """Clients of the set-up started again because their directory did not catch up."""
     errors_logged: dict[str, int] = field(default_factory=dict)
     """What the clients logged as errors, by text, with how often (all workers)."""
     load: list[str] = field(default_factory=list)
@@ -128,6 +130,7 @@ class LoadReport:
         lines += [step.line() for step in self.steps]
         if self.accounting is not None:
             lines.append(checker.table([self.accounting]))
+        lines.append(f"clients started again in the set-up, their directory stalled: {self.stalls}")
         lines += [f"problem: {p}" for p in self.problems]
         lines += [f"logged {n}x: {text}" for text, n in self.errors_logged.items()]
         lines += self.load
@@ -209,6 +212,7 @@ def run(options: LoadOptions, broker: LoadBroker) -> LoadReport:
             if not step.holds:
                 break
         stopped = workers.ask("stop")
+        report.stalls = sum(a["stalls"] for a in stopped)
         report.worker_rss = [a["rss"] for a in stopped]
         report.problems = [p for a in stopped for p in a["problems"]]
         for answer in stopped:

@@ -117,11 +117,21 @@ async def bounded(limit: int, jobs: Sequence[Callable[[], Awaitable[None]]]) -> 
     await asyncio.gather(*(one(job) for job in jobs))
 
 
+STALL_TIMEOUT = 120.0
+"""Seconds a client may take to see what the directory stream already holds."""
+ATTEMPTS = 3
+
+
+class StalledError(RuntimeError):
+    """A client did not see directory events that the stream holds (see
+    docs/performance.md, "1,000 users": its directory follower can stall)."""
+
+
 async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    deadline = time.monotonic() + SETUP_TIMEOUT
+    deadline = time.monotonic() + STALL_TIMEOUT
     while not await check():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
+            raise StalledError(f"timed out after {STALL_TIMEOUT:g} s waiting for {what}")
         await asyncio.sleep(0.2)
 
 
@@ -135,6 +145,8 @@ class Worker:
         self.clients: dict[int, ChatClient] = {}
         self.chance = random.Random(config.worker)
         self.sent = 0
+        self.stalls = 0
+        """Clients restarted because they did not catch up with the directory."""
 
     def settings(self, index: int) -> Settings:
         return Settings(
@@ -161,13 +173,24 @@ class Worker:
         event reaches every client that is online: with all of them online, a thousand
         registrations and joins would be a million one-event batches, each a SQLite
         transaction; a client that starts later reads the same events in big batches."""
-        client = await self.online(index)
-        try:
-            await errand(client)
-            if not await client.flush(SETUP_TIMEOUT):
-                raise RuntimeError(f"{client.me}'s outbox was not confirmed")
-        finally:
-            await client.stop()
+        for attempt in range(1, ATTEMPTS + 1):
+            client = await self.online(index)
+            try:
+                await errand(client)
+                if not await client.flush(SETUP_TIMEOUT):
+                    raise RuntimeError(f"{client.me}'s outbox was not confirmed")
+                return
+            except StalledError as exc:
+                self.stalled(exc, attempt)
+            finally:
+                await client.stop()
+
+    def stalled(self, error: StalledError, attempt: int) -> None:
+        """Count a stall and start that client again, up to ATTEMPTS times."""
+        self.stalls += 1
+        self.arrivals.problems.append(f"attempt {attempt}: {error}")
+        if attempt == ATTEMPTS:
+            raise error
 
     async def register(self) -> dict[str, Any]:
         async def nothing(client: ChatClient) -> None:
@@ -219,22 +242,32 @@ class Worker:
         """Until every client knows every user and all of its group, and has sent
         everything it queued."""
 
-        async def ready_one(index: int) -> None:
-            client, group = self.clients[index], self.group(index)
-            everyone = set(self.members[group])
+        async def caught_up(client: ChatClient, group: str) -> None:
             await until(
                 lambda: count_at_least(client.store.users(), self.plan.users),
                 f"{client.me} to know every user",
             )
             await until(
-                lambda: covers(client.store.members(group), everyone),
+                lambda: covers(client.store.members(group), set(self.members[group])),
                 f"{client.me} to see all of {group}",
             )
-            if not await client.flush(SETUP_TIMEOUT):
-                raise RuntimeError(f"{client.me}'s outbox did not drain")
 
+        async def ready_one(index: int) -> None:
+            for attempt in range(1, ATTEMPTS + 1):
+                client = self.clients[index]
+                try:
+                    await caught_up(client, self.group(index))
+                    break
+                except StalledError as exc:
+                    self.stalled(exc, attempt)
+                    await client.stop()
+                    self.clients[index] = await self.online(index)
+            if not await self.clients[index].flush(SETUP_TIMEOUT):
+                raise RuntimeError(f"{self.plan.user(index)}'s outbox did not drain")
+
+        stalls = self.stalls
         await asyncio.gather(*(ready_one(i) for i in self.indices))
-        return {"rss": rss_bytes()}
+        return {"rss": rss_bytes(), "stalls": self.stalls - stalls}
 
     async def traffic(self, rate: float, seconds: float) -> dict[str, Any]:
         """This worker's share of the aggregate rate, for `seconds`: each message from
@@ -309,6 +342,7 @@ class Worker:
             "rss": rss,
             "problems": self.arrivals.problems[:20],
             "errors_logged": dict(TALLY.counts),
+            "stalls": self.stalls,
         }
 
     def commands(self) -> dict[str, Callable[..., Awaitable[dict[str, Any]]]]:
