@@ -26,6 +26,9 @@ SEND_KEYS = {"type", "message_id", "sender_id", "group_id", "recipient_id", "con
 RECEIVE_KEYS = {"type", "recipient_id", "message_id", "status", "timestamp"}
 DIRECTORY_KEYS = {"type", "event", "user_id", "group_id", "timestamp"}
 
+ARCHIVE_REQUESTS = {"HISTORY_REQUEST", "SEARCH_REQUEST"}
+"""Transient, and answered on direct reply-to: their own properties (docs/protocol.md)."""
+
 
 class RawSpy:
     """A private, exclusive queue bound to NS.messages that keeps a copy of everything
@@ -147,6 +150,15 @@ async def test_everything_published_carries_the_documented_properties_and_bodies
         body = json.loads(message.body.decode("utf-8"))
         assert isinstance(body, dict)
         assert message.content_type == "application/json"
+        if body["type"] in ARCHIVE_REQUESTS:  # bob's join asks the archive for history
+            assert message.routing_key == "archive.request"
+            assert message.delivery_mode == 1
+            assert (message.reply_to or "").startswith(
+                "amq.rabbitmq.reply-to."
+            )  # the broker's form
+            assert message.correlation_id and message.correlation_id == message.message_id
+            assert message.type == body["type"] and body["protocol_version"] == 2
+            continue
         assert message.delivery_mode == 2
         assert message.type == body["type"]
         assert message.app_id == "chat-tui"
@@ -209,7 +221,9 @@ async def test_everything_published_carries_the_documented_properties_and_bodies
         ("directory.group.team", "left", "bob", "team"),
     ]
     # Nothing else: every message is one of the three documented types.
-    assert {m.type for m in spy.messages} == {"SEND_MESSAGE", "RECEIVE_MESSAGE", "DIRECTORY_EVENT"}
+    # Bob's join asked the archive for the group's history (none answers here).
+    kinds = {"SEND_MESSAGE", "RECEIVE_MESSAGE", "DIRECTORY_EVENT", "HISTORY_REQUEST"}
+    assert {m.type for m in spy.messages} == kinds
 
 
 async def _status(client: ChatClient, message_id: str, status: str) -> bool:
