@@ -218,6 +218,23 @@ class ArchiveWorld:
         self.processes.append(process)
         return process
 
+    async def worker_process_in_a_backlog(
+        self, count: int
+    ) -> tuple[list[SendMessage], subprocess.Popen[bytes]]:
+        """`count` messages queued while no worker ran (a first one declared NS.archive
+        and stepped aside), then a worker process that has stored its first batch."""
+        first = await self.start_worker()
+        await first.stop()
+        messages = spaced(count, "alice", "lobby")
+        await self.send(messages)
+        process = self.spawn_worker()
+
+        async def under_way() -> bool:
+            return await self.stored() > 0
+
+        await eventually(under_way, what="the worker to store its first batch", timeout=30)
+        return messages, process
+
     def log_of(self, index: int) -> Path:
         """What the `index`-th spawned worker printed."""
         return self.tmp_path / f"worker-{index}.log"

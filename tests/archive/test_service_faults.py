@@ -22,16 +22,7 @@ BACKLOG = 5000
 async def test_a_worker_killed_mid_batch_loses_nothing_and_stores_nothing_twice(
     world: ArchiveWorld,
 ) -> None:
-    first = await world.start_worker()  # declares NS.archive, then steps aside
-    await first.stop()
-    messages = spaced(BACKLOG, "alice", "lobby")
-    await world.send(messages)
-    process = world.spawn_worker()
-
-    async def partly_stored() -> bool:
-        return await world.stored() > 0
-
-    await eventually(partly_stored, what="the worker to store its first batch", timeout=30)
+    messages, process = await world.worker_process_in_a_backlog(BACKLOG)
     process.send_signal(signal.SIGKILL)
     process.wait(10)
     at_kill = await world.stored()

@@ -20,16 +20,7 @@ BACKLOG = 5000
 async def test_sigterm_mid_backlog_stops_cleanly_and_leaves_the_rest_queued(
     world: ArchiveWorld,
 ) -> None:
-    first = await world.start_worker()
-    await first.stop()
-    messages = spaced(BACKLOG, "alice", "lobby")
-    await world.send(messages)
-    process = world.spawn_worker()
-
-    async def under_way() -> bool:
-        return await world.stored() > 0
-
-    await eventually(under_way, what="the worker storing", timeout=30)
+    messages, process = await world.worker_process_in_a_backlog(BACKLOG)
     process.send_signal(signal.SIGTERM)
     asked = time.monotonic()
     returncode = await asyncio.to_thread(process.wait, 20)
