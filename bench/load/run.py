@@ -177,10 +177,10 @@ def say(text: str) -> None:
 
 def run(options: LoadOptions, broker: LoadBroker) -> LoadReport:
     plan = options.plan
-    deployment = BenchDeployment(split_urls(broker.url_for(0))[0])
     report = LoadReport(broker.description, plan, options.queue_type, load=[machine()])
+    report.memory_empty = broker.memory()  # before the data folder, which only `try` removes
+    deployment = BenchDeployment(split_urls(broker.url_for(0))[0])
     say(f"namespace {deployment.namespace}, data in {deployment.data_dir}; {machine()}")
-    report.memory_empty = broker.memory()
     configs = [
         WorkerConfig(
             worker,
