@@ -37,8 +37,10 @@ the app, say) before the write fails."""
 WAL_AUTOCHECKPOINT = 1000
 """SQLite's default: its thread's commits checkpoint the log once it holds 1,000 pages."""
 SMALL_BATCH = 4
-"""Messages in a transaction small enough for the event loop (`small=True`): storing
-four received messages takes about as long as the hops it saves (docs/performance.md)."""
+"""Messages in a transaction small enough for the event loop (`small=True`). Inline,
+the loop pays the whole transaction: storing 4 received messages took 0.67 ms of its
+CPU, against 0.26 ms when the thread stores them, and 16 took 1.2 ms; a lone message is
+what the hops hurt, and a backlog brings batches of hundreds (docs/performance.md)."""
 
 
 class StoreError(RuntimeError):
