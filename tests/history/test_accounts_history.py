@@ -14,6 +14,7 @@ from tests.archive.test_service_accounts import (  # noqa: F401  (the fixtures)
     Deployment,
     deployment,
     node,
+    provisioned,
     running,
 )
 from tests.conftest import eventually, has_group, knows
