@@ -38,18 +38,15 @@ from chat_tui.protocol.names import (
     receipt_key,
     user_key,
 )
-from chat_tui.transport.connection import (
+from chat_tui.transport.connection import InboxAtConnect, LinkState, LinkStatus, Publishable
+from chat_tui.transport.consumers import DeliveryHandler
+from chat_tui.transport.errors import (
     AuthenticationRefused,
     BrokerUnreachable,
-    InboxAtConnect,
-    LinkState,
-    LinkStatus,
-    Publishable,
     PublishFailed,
     PublishRefused,
     PublishReturned,
 )
-from chat_tui.transport.consumers import DeliveryHandler
 
 
 def topic_matches(pattern: str, routing_key: str) -> bool:

@@ -22,7 +22,8 @@ from chat_tui.config import SettingsError, load_settings, redact
 from chat_tui.core.status import ClientStatus, ConnectionState, StatusBoard
 from chat_tui.protocol.conversations import Conversation
 from chat_tui.protocol.names import Names
-from chat_tui.transport.connection import BrokerUnreachable, LinkState, LinkStatus, Transport
+from chat_tui.transport.connection import LinkState, LinkStatus, Transport
+from chat_tui.transport.errors import BrokerUnreachable
 from chat_tui.tui.widgets.header import describe_status
 from tests.conftest import Deployment, RecordingSink, eventually
 from tests.test_config import clean_env  # noqa: F401  (a fixture)

@@ -17,7 +17,8 @@ from pydantic import SecretStr
 from chat_tui.cli.main import build_parser
 from chat_tui.config import SettingsError, connection_url, load_settings
 from chat_tui.protocol.names import Names
-from chat_tui.transport.connection import BrokerUnreachable, Transport
+from chat_tui.transport.connection import Transport
+from chat_tui.transport.errors import BrokerUnreachable
 
 SECRET = "s3cret-Pa55"
 

@@ -29,7 +29,7 @@ from chat_tui.protocol.archive import (
     decode_request,
 )
 from chat_tui.protocol.models import MAX_BODY_BYTES, MalformedMessageError
-from chat_tui.transport.connection import PublishFailed
+from chat_tui.transport.errors import PublishFailed
 from chat_tui.transport.work_queues import RequestDelivery
 
 log = logging.getLogger(__name__)

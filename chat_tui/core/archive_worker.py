@@ -24,7 +24,7 @@ from chat_tui.core.directory_snapshot import DirectorySnapshot
 from chat_tui.core.errors import ChatError
 from chat_tui.protocol.names import Names
 from chat_tui.protocol.permissions import archive_login
-from chat_tui.transport.connection import BrokerRefused, BrokerUnreachable
+from chat_tui.transport.errors import BrokerRefused, BrokerUnreachable
 from chat_tui.transport.work_queues import WorkQueues
 
 log = logging.getLogger(__name__)

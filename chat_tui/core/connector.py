@@ -15,11 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 from chat_tui.backoff import Backoff
 from chat_tui.core.status import StatusBoard
-from chat_tui.transport.connection import (
-    BrokerRefused,
-    BrokerUnreachable,
-    InboxAtConnect,
-)
+from chat_tui.transport.connection import InboxAtConnect
+from chat_tui.transport.errors import BrokerRefused, BrokerUnreachable
 from chat_tui.transport.link import BrokerLink
 
 log = logging.getLogger(__name__)

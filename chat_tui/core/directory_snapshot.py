@@ -14,7 +14,7 @@ from chat_tui.core.errors import ChatError
 from chat_tui.core.sender_checks import directory_sender_problem
 from chat_tui.protocol.models import DirectoryEvent, MalformedMessageError, decode
 from chat_tui.protocol.names import Names
-from chat_tui.transport.connection import TransportError
+from chat_tui.transport.errors import TransportError
 from chat_tui.transport.stream_reader import StreamEntry, read_stream
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from chat_tui.backoff import Backoff
 from chat_tui.protocol.models import SendMessage, decode
 from chat_tui.store import Store
 from chat_tui.store.records import OutboxItem, StatusChange
-from chat_tui.transport.connection import PublishFailed, PublishRefused, PublishReturned
+from chat_tui.transport.errors import PublishFailed, PublishRefused, PublishReturned
 from chat_tui.transport.link import BrokerLink
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from aiormq.exceptions import ChannelAccessRefused, DeliveryError, PublishError
 
 from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import ARCHIVE_REQUEST_KEY, Names
-from chat_tui.transport.connection import TransportError
+from chat_tui.transport.errors import TransportError
 
 log = logging.getLogger(__name__)
 

@@ -18,20 +18,16 @@ forever, so while it reconnects the transport tries a plain connection of its ow
 and then, and a refusal there (or in restoring the channels) closes the robust
 connection and reports the refusal in `LinkStatus.refused`.
 
-Failover: given the URLs of several nodes, `connect` takes the first that answers, and
-after a loss the reconnect goes to the next node, round the list. aio-pika has no list
-of hosts (its issue #141), but its robust connection dials `connection.url` afresh on
-every attempt (aio-pika 10.2, pinned <11 in pyproject.toml; `url` is a public attribute
-that aio-pika's own `update_secret` reassigns too). So the transport points `url` at the
-next node when the link is lost, and the refusal probe, which tries a plain connection
-at aio-pika's pace anyway, moves it on again while the node it points at is down. The
-restore after a failover is then aio-pika's ordinary one: the same channels, the same
-consumers, and a dead channel's deliveries are never acked, as after any reconnect.
+Failover: given the URLs of several nodes (`nodes.py`), `connect` takes the first that
+answers, and after a loss the reconnect goes to the next node, round the list; the
+refusal probe, which tries a plain connection at aio-pika's pace anyway, moves it on
+again while the node it points at is down. The restore after a failover is then
+aio-pika's ordinary one: the same channels, the same consumers, and a dead channel's
+deliveries are never acked, as after any reconnect.
 
-Over 400 lines, for now: the refusal texts (`_connect_failure`, `_setup_refusal`,
+Over 400 lines: the refusal texts (`_connect_failure`, `_setup_refusal`,
 `_queue_type_mismatch`, `_open_mode_login`) read the transport's own state (login,
-mode, URL, queue type) and belong with it until they move, with the error classes, to
-a module of their own.
+mode, URL, queue type), and the error classes they build live in `errors.py`.
 """
 
 from __future__ import annotations
@@ -40,7 +36,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -74,11 +69,24 @@ from aiormq.exceptions import (
 from pydantic import SecretStr
 from yarl import URL
 
-from chat_tui.config import connection_url, login_of, node_of, redact, without_password
+from chat_tui.config import redact
 from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import Names, group_key
 from chat_tui.protocol.queues import QueueType, type_bound_arguments
 from chat_tui.transport.consumers import DeliveryHandler, QueueConsumer
+from chat_tui.transport.errors import (
+    AuthenticationRefused,
+    BrokerRefused,
+    BrokerUnreachable,
+    CertificateRefused,
+    PublishFailed,
+    PublishRefused,
+    PublishReturned,
+    SetupRefused,
+    broker_reply,
+    certificate_failure,
+)
+from chat_tui.transport.nodes import BrokerNodes
 from chat_tui.transport.topology import (
     declare_directory,
     declare_inbox,
@@ -137,74 +145,6 @@ class InboxAtConnect:
     """Another client was consuming it; with a single active consumer this one waits."""
 
 
-class TransportError(Exception):
-    """Base of the errors the transport raises to the core."""
-
-
-class BrokerUnreachable(TransportError):
-    pass
-
-
-class BrokerRefused(TransportError):
-    """The broker said no for good; the text says what was refused and what to do."""
-
-
-class AuthenticationRefused(BrokerRefused):
-    """The login (or its access to the virtual host) was refused."""
-
-
-class CertificateRefused(BrokerRefused):
-    """The broker's TLS certificate could not be verified."""
-
-
-class SetupRefused(BrokerRefused):
-    """Setting up was refused: a missing object, a missing right, other arguments."""
-
-
-class PublishFailed(TransportError):
-    """Not confirmed (nack, timeout, lost connection): the outbox keeps it and retries."""
-
-
-class PublishReturned(TransportError):
-    """The broker had no queue to route it to: retrying cannot help."""
-
-
-class PublishRefused(PublishReturned):
-    """The broker refused the message itself (a right, its user_id, its size): retrying
-    cannot help either, so the outbox gives it up the same way."""
-
-
-def _reply(exc: BaseException) -> str:
-    """The broker's own words (aiormq keeps the reply text as the first argument)."""
-    return str(exc.args[-1]) if exc.args else type(exc).__name__
-
-
-def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
-    """The failed certificate check behind `exc`: aiormq wraps it in an AMQPConnectionError."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return seen
-        seen = seen.__cause__
-    return None
-
-
-def skips_verification(url: str) -> bool:
-    """The URL asks for TLS without checking the broker's certificate (`no_verify_ssl`)."""
-    return URL(url).query.get("no_verify_ssl", "0") != "0"
-
-
-def _tls_context(ca_file: Path | None, *, verify: bool) -> ssl.SSLContext | None:
-    """A context that trusts `ca_file`; None leaves TLS to the URL (system CAs)."""
-    if ca_file is None:
-        return None
-    context = ssl.create_default_context(cafile=str(ca_file))
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 class Transport:
     """Everything the core needs from RabbitMQ, and nothing about chat semantics."""
 
@@ -224,40 +164,16 @@ class Transport:
         reconnect_interval: float = 2.0,
         prefetch: int = 1600,
     ) -> None:
-        given = [url] if isinstance(url, str) else list(url)
-        if not given:
-            raise ValueError("no broker URL given")
-        if len({login_of(each) for each in given}) > 1:
-            raise ValueError("the broker URLs must all log in with the same username")
-        in_url = URL(given[0]).password
-        self.urls = tuple(without_password(each) for each in given)
-        """The nodes to try, in order, without the password."""
-        self._current = 0
-        """The index in `urls` of the node the link is on, or tries next."""
-        self.url = self.urls[0]
-        """The URL of the node the link is on (or last tried), without the password."""
-        if password is None and in_url is not None:
-            password = SecretStr(in_url)
-        self._password = password
+        self.nodes = BrokerNodes(
+            url, password=password, tls_ca_file=tls_ca_file, tls_insecure=tls_insecure
+        )
         self.names = names
         self.user_id = user_id
-        self.login = login_of(given[0])
-        """The broker username: the `user_id` property of every publish."""
         self.accounts_mode = accounts_mode
         """Declare nothing shared: look up what `chat-tui admin` created."""
         self.queue_type: QueueType = queue_type
         """The deployment's layout (protocol/queues.py), used in open mode, where the
         client declares its queues."""
-        # `tls_insecure` only allows `no_verify_ssl` in the URL; it turns nothing off by
-        # itself. aiormq ignores the URL's flag once it is handed a context, so the
-        # context carries it.
-        skip_verification = any(skips_verification(each) for each in given)
-        if skip_verification and not tls_insecure:
-            raise ValueError(
-                "no_verify_ssl in the URL turns off the check of the broker's certificate; "
-                "set tls_insecure to do that on purpose"
-            )
-        self._tls_context = _tls_context(tls_ca_file, verify=not skip_verification)
         self.heartbeat = heartbeat
         self.confirm_timeout = confirm_timeout
         self.reconnect_interval = reconnect_interval
@@ -291,18 +207,31 @@ class Transport:
         self.status = status
         self.on_status(status)
 
+    @property
+    def url(self) -> str:
+        """The URL of the node the link is on (or tries next), without the password."""
+        return self.nodes.url
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return self.nodes.urls
+
+    @property
+    def login(self) -> str:
+        """The broker username: the `user_id` property of every publish."""
+        return self.nodes.login
+
     async def connect(self, connect_timeout: float = 5.0) -> InboxAtConnect:
         """Connect to the first node that answers, declare the topology, and say what was
         found of this user's inbox. A refusal ends the round: every node has the same
         accounts and objects, so the next would refuse alike."""
         self._set_status(LinkStatus(LinkState.CONNECTING))
         failures: list[BrokerUnreachable] = []
-        for index, url in enumerate(self.urls):
-            self._current, self.url = index, url
+        for _url in self.nodes.each():
             try:
                 inbox = await self._connect_to_node(connect_timeout)
             except BrokerUnreachable as exc:
-                if len(self.urls) > 1:
+                if self.nodes.several:
                     log.info("%s; trying the next node", exc)
                 failures.append(exc)
                 continue
@@ -317,21 +246,14 @@ class Transport:
         )
 
     def _online_status(self) -> LinkStatus:
-        return LinkStatus(LinkState.ONLINE, node=node_of(self.url))
-
-    def _point_at(self, index: int) -> None:
-        """Make `urls[index]` the node aio-pika's next reconnect attempt dials."""
-        self._current = index % len(self.urls)
-        self.url = self.urls[self._current]
-        if isinstance(self._connection, aio_pika.RobustConnection):
-            self._connection.url = URL(connection_url(self.url, self._password))
+        return LinkStatus(LinkState.ONLINE, node=self.nodes.node)
 
     async def _connect_to_node(self, connect_timeout: float) -> InboxAtConnect:
         """One node: open the robust connection and declare, or raise why not."""
         try:
             connection = await aio_pika.connect_robust(
-                connection_url(self.url, self._password),
-                ssl_context=self._tls_context,
+                self.nodes.dial_url(),
+                ssl_context=self.nodes.tls_context,
                 heartbeat=self.heartbeat,
                 reconnect_interval=self.reconnect_interval,
                 timeout=connect_timeout,
@@ -352,7 +274,7 @@ class Transport:
             refusal = self._setup_refusal(exc)
             if refusal is None:
                 raise BrokerUnreachable(
-                    f"lost RabbitMQ at {redact(self.url)} while setting up: {_reply(exc)}"
+                    f"lost RabbitMQ at {redact(self.url)} while setting up: {broker_reply(exc)}"
                 ) from None
             raise refusal from None
         except (TimeoutError, OSError, AMQPError, RuntimeError) as exc:
@@ -388,7 +310,7 @@ class Transport:
                 what_to_do = self._open_mode_login()
             return AuthenticationRefused(
                 f"the broker at {redact(self.url)} refused the credentials of "
-                f"{self.login!r} ({_reply(exc)}): {what_to_do}"
+                f"{self.login!r} ({broker_reply(exc)}): {what_to_do}"
             )
         if isinstance(exc, InvalidFrameError) and "Connection.Close" in str(exc):
             # RabbitMQ answers Connection.Open with Connection.Close when the login may
@@ -405,7 +327,7 @@ class Transport:
                 f"virtual host {URL(self.url).path.lstrip('/') or '/'!r}: it does not exist, "
                 f"or the account has no permissions there; {what_to_do}"
             )
-        certificate = _certificate_failure(exc)
+        certificate = certificate_failure(exc)
         if certificate is not None:
             return CertificateRefused(
                 f"the certificate of the broker at {redact(self.url)} cannot be trusted "
@@ -413,7 +335,7 @@ class Transport:
                 "it with tls_ca_file (CHAT_TUI_TLS_CA_FILE), and connect by the host "
                 "name the certificate names"
             )
-        detail = _reply(exc) if isinstance(exc, InvalidFrameError) else str(exc)
+        detail = broker_reply(exc) if isinstance(exc, InvalidFrameError) else str(exc)
         return BrokerUnreachable(
             f"cannot reach RabbitMQ at {redact(self.url)}: {detail or type(exc).__name__}"
         )
@@ -429,7 +351,7 @@ class Transport:
 
     def _setup_refusal(self, exc: ChannelClosed) -> SetupRefused | None:
         """What a channel closed during set-up means; None for "retry"."""
-        reply = _reply(exc)
+        reply = broker_reply(exc)
         if isinstance(exc, ChannelAccessRefused):
             if not self.accounts_mode:
                 return SetupRefused(
@@ -555,10 +477,8 @@ class Transport:
                 self._stop_refusal_task()
                 self._refusal_task = asyncio.create_task(self._refuse(refusal))
                 return
-        if len(self.urls) > 1:
-            # aio-pika tries again at once: the node that failed us is the least likely
-            # to answer, so that attempt goes to the next one.
-            self._point_at(self._current + 1)
+        # aio-pika tries again at once, and that attempt goes to the next node.
+        self.nodes.move_on(self._connection)
         retry = datetime.now(UTC) + timedelta(seconds=self.reconnect_interval)
         reason = str(exc) if exc else "connection closed"
         log.warning("broker connection lost: %r", exc)
@@ -568,7 +488,7 @@ class Transport:
 
     def _restore_refusal(self, exc: ChannelClosed) -> SetupRefused | None:
         # On a cluster a classic queue whose node is down is NOT_FOUND until it is back.
-        if isinstance(exc, ChannelNotFoundEntity) and "down or inaccessible" in _reply(exc):
+        if isinstance(exc, ChannelNotFoundEntity) and "down or inaccessible" in broker_reply(exc):
             return None
         return self._setup_refusal(exc)
 
@@ -581,11 +501,11 @@ class Transport:
             await asyncio.sleep(self.reconnect_interval)
             if self._closing or self._connection is None or self.online:
                 return
-            candidate = self._current
+            candidate = self.nodes.index
             try:
                 probe = await aio_pika.connect(
-                    connection_url(self.urls[candidate], self._password),
-                    ssl_context=self._tls_context,
+                    self.nodes.dial_url(candidate),
+                    ssl_context=self.nodes.tls_context,
                     timeout=max(self.reconnect_interval, 2.0),
                     client_properties={"connection_name": f"chat-tui:{self.user_id}:probe"},
                 )
@@ -594,8 +514,8 @@ class Transport:
                 if isinstance(failure, BrokerRefused):
                     await self._refuse(failure)
                     return
-                if len(self.urls) > 1 and candidate == self._current and not self.online:
-                    self._point_at(candidate + 1)
+                if candidate == self.nodes.index and not self.online:
+                    self.nodes.move_on(self._connection)
                 continue
             with contextlib.suppress(Exception):
                 await probe.close()
@@ -607,23 +527,11 @@ class Transport:
         self._set_status(LinkStatus(LinkState.OFFLINE, error=str(refusal), refused=str(refusal)))
 
     async def _on_restored(self, _sender: Any) -> None:
-        self._note_node()
+        self.nodes.note_dialled(self._connection)
         log.info("broker connection restored, to RabbitMQ at %s", redact(self.url))
         self._set_status(self._online_status())
         if self.on_reconnected is not None:
             await self.on_reconnected()
-
-    def _note_node(self) -> None:
-        """Which of `urls` the restored link is on: the one aio-pika dialled last,
-        whatever the probe has pointed at since."""
-        transport = self._connection.transport if self._connection is not None else None
-        if transport is None:
-            return
-        dialled = without_password(str(transport.connection.url))
-        for index, url in enumerate(self.urls):
-            if node_of(url) == node_of(dialled):
-                self._current, self.url = index, url
-                return
 
     async def drop(self) -> None:
         """Close this connection quietly so that `connect` can start afresh."""
@@ -680,12 +588,14 @@ class Transport:
         except ChannelAccessRefused as exc:
             raise PublishRefused(
                 f"the broker does not let {self.login!r} publish to {out.routing_key!r} "
-                f"({_reply(exc)})"
+                f"({broker_reply(exc)})"
             ) from None
         except ChannelPreconditionFailed as exc:
             # The user_id is not the login (RabbitMQ checks it), or the message is over
             # the broker's max_message_size: the same message can never pass.
-            raise PublishRefused(f"the broker refused the message itself ({_reply(exc)})") from None
+            raise PublishRefused(
+                f"the broker refused the message itself ({broker_reply(exc)})"
+            ) from None
         except DeliveryError as exc:
             self._publisher_nacked = True
             raise PublishFailed(f"the broker refused it: {exc}") from None

@@ -14,8 +14,11 @@ from chat_tui.transport.consumers import DeliveryHandler
 
 
 class BrokerLink(Protocol):
-    login: str
-    """The broker username; every publish carries it as its AMQP `user_id`."""
+    @property
+    def login(self) -> str:
+        """The broker username; every publish carries it as its AMQP `user_id`."""
+        ...
+
     on_status: Callable[[LinkStatus], None]
     """Called with every change of the link."""
     on_reconnected: Callable[[], Awaitable[None]] | None

@@ -17,11 +17,11 @@ from aio_pika.exceptions import AMQPError, ChannelClosed, ProbableAuthentication
 from pydantic import SecretStr
 
 from chat_tui.config import connection_url, login_of, redact
-from chat_tui.transport.connection import (
+from chat_tui.transport.errors import (
     AuthenticationRefused,
     BrokerUnreachable,
     SetupRefused,
-    _reply,
+    broker_reply,
 )
 
 STREAM_PREFETCH = 1000
@@ -53,7 +53,7 @@ async def read_stream(
     except ProbableAuthenticationError as exc:
         raise AuthenticationRefused(
             f"the broker at {where} refused the credentials of {login_of(url)!r} "
-            f"({_reply(exc)}): check the user and password of the admin URL"
+            f"({broker_reply(exc)}): check the user and password of the admin URL"
         ) from None
     except (TimeoutError, OSError, AMQPError, RuntimeError) as exc:
         raise BrokerUnreachable(
@@ -65,7 +65,7 @@ async def read_stream(
     except ChannelClosed as exc:
         raise SetupRefused(
             f"the broker at {where} refused to let {login_of(url)!r} read {queue} "
-            f"({_reply(exc)}): run 'chat-tui admin init', and give that login read rights "
+            f"({broker_reply(exc)}): run 'chat-tui admin init', and give that login read rights "
             "on the vhost"
         ) from None
     except TimeoutError:

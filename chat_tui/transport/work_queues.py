@@ -42,25 +42,23 @@ from aiormq.exceptions import (
 )
 from pamqp.common import FieldTable
 from pydantic import SecretStr
-from yarl import URL
 
-from chat_tui.config import connection_url, login_of, node_of, redact, without_password
+from chat_tui.config import redact
 from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import Names
 from chat_tui.protocol.queues import QueueType, archive_topology
-from chat_tui.transport.connection import (
+from chat_tui.transport.consumers import AmqpDelivery, DeliveryHandler, QueueConsumer
+from chat_tui.transport.errors import (
     AuthenticationRefused,
     BrokerRefused,
     BrokerUnreachable,
     CertificateRefused,
     PublishFailed,
     SetupRefused,
-    _certificate_failure,
-    _reply,
-    _tls_context,
-    skips_verification,
+    broker_reply,
+    certificate_failure,
 )
-from chat_tui.transport.consumers import AmqpDelivery, DeliveryHandler, QueueConsumer
+from chat_tui.transport.nodes import BrokerNodes
 from chat_tui.transport.topology import declare_directory, declare_shared
 
 log = logging.getLogger(__name__)
@@ -138,26 +136,12 @@ class WorkQueues:
         confirm_timeout: float = 10.0,
         prefetch: int = 1000,
     ) -> None:
-        if not urls:
-            raise ValueError("no broker URL given")
-        skip_verification = any(skips_verification(url) for url in urls)
-        if skip_verification and not tls_insecure:
-            raise ValueError(
-                "no_verify_ssl in the URL turns off the check of the broker's certificate; "
-                "set tls_insecure to do that on purpose"
-            )
-        self.urls = tuple(without_password(url) for url in urls)
-        """The nodes of a cluster (or the one broker), tried in order, round the list."""
-        self._current = 0
-        self.url = self.urls[0]
-        """The node the link is on, or tries next."""
+        self.nodes = BrokerNodes(
+            urls, password=password, tls_ca_file=tls_ca_file, tls_insecure=tls_insecure
+        )
         self.names = names
-        self.login = login_of(urls[0])
         self.accounts_mode = accounts_mode
         self.queue_type: QueueType = queue_type
-        in_url = URL(urls[0]).password
-        self._password = password if password is not None or in_url is None else SecretStr(in_url)
-        self._tls_context = _tls_context(tls_ca_file, verify=not skip_verification)
         self.heartbeat = heartbeat
         self.reconnect_interval = reconnect_interval
         self.confirm_timeout = confirm_timeout
@@ -182,8 +166,7 @@ class WorkQueues:
         node would say the same) or `BrokerUnreachable` (none answered: retry)."""
         self.refused = asyncio.get_running_loop().create_future()
         failures: list[str] = []
-        for index, url in enumerate(self.urls):
-            self._current, self.url = index, url
+        for _url in self.nodes.each():
             try:
                 await self._connect_to_node(timeout)
                 return
@@ -191,19 +174,20 @@ class WorkQueues:
                 failures.append(str(exc))
         raise BrokerUnreachable("; ".join(failures))
 
-    def _point_at(self, index: int) -> None:
-        """Make `urls[index]` the node aio-pika's next reconnect attempt dials (the
-        client's failover, transport/connection.py)."""
-        self._current = index % len(self.urls)
-        self.url = self.urls[self._current]
-        if isinstance(self._connection, aio_pika.RobustConnection):
-            self._connection.url = URL(connection_url(self.url, self._password))
+    @property
+    def url(self) -> str:
+        """The node the link is on, or tries next, without the password."""
+        return self.nodes.url
+
+    @property
+    def login(self) -> str:
+        return self.nodes.login
 
     async def _connect_to_node(self, timeout: float) -> None:
         try:
             connection = await aio_pika.connect_robust(
-                connection_url(self.url, self._password),
-                ssl_context=self._tls_context,
+                self.nodes.dial_url(),
+                ssl_context=self.nodes.tls_context,
                 heartbeat=self.heartbeat,
                 reconnect_interval=self.reconnect_interval,
                 timeout=timeout,
@@ -219,7 +203,7 @@ class WorkQueues:
                 await connection.close()
             if isinstance(exc, ChannelClosed):
                 raise self._setup_refusal(exc) or BrokerUnreachable(
-                    f"lost RabbitMQ at {redact(self.url)} while setting up: {_reply(exc)}"
+                    f"lost RabbitMQ at {redact(self.url)} while setting up: {broker_reply(exc)}"
                 ) from None
             if isinstance(exc, TimeoutError | OSError | AMQPError | RuntimeError):
                 raise BrokerUnreachable(
@@ -238,16 +222,16 @@ class WorkQueues:
         ):
             return AuthenticationRefused(
                 f"the broker at {where} refused the login {self.login!r} or its access to "
-                f"the virtual host ({_reply(exc)}): {self._account_advice()}"
+                f"the virtual host ({broker_reply(exc)}): {self._account_advice()}"
             )
-        certificate = _certificate_failure(exc)
+        certificate = certificate_failure(exc)
         if certificate is not None:
             return CertificateRefused(
                 f"the certificate of the broker at {where} cannot be trusted "
                 f"({certificate.verify_message or certificate}): give the CA that signed "
                 "it with tls_ca_file, and connect by the host name the certificate names"
             )
-        detail = _reply(exc) if isinstance(exc, InvalidFrameError) else str(exc)
+        detail = broker_reply(exc) if isinstance(exc, InvalidFrameError) else str(exc)
         return BrokerUnreachable(
             f"cannot reach RabbitMQ at {where}: {detail or type(exc).__name__}"
         )
@@ -266,7 +250,7 @@ class WorkQueues:
 
     def _setup_refusal(self, exc: ChannelClosed) -> SetupRefused | None:
         """What a channel closed while setting up (or restoring) means; None: retry."""
-        reply = _reply(exc)
+        reply = broker_reply(exc)
         if isinstance(exc, ChannelAccessRefused):
             return SetupRefused(
                 f"the broker refused {self.login!r} a right the archive needs ({reply}): "
@@ -326,8 +310,7 @@ class WorkQueues:
             # the connection cancels and waits for.
             self._refusing = asyncio.get_running_loop().create_task(self._refuse(refusal))
             return
-        if len(self.urls) > 1:
-            self._point_at(self._current + 1)  # the node that failed us is least likely
+        self.nodes.move_on(self._connection)
         log.warning("broker connection lost, reconnecting to %s: %r", redact(self.url), exc)
         if self._probe is None or self._probe.done():
             self._probe = asyncio.get_running_loop().create_task(self._probe_for_refusal())
@@ -337,7 +320,7 @@ class WorkQueues:
 
     @property
     def node(self) -> str:
-        return node_of(self.url)
+        return self.nodes.node
 
     async def _probe_for_refusal(self) -> None:
         """aio-pika retries a refused login for ever; a plain connection now and then
@@ -347,11 +330,11 @@ class WorkQueues:
             await asyncio.sleep(self.reconnect_interval)
             if self._connection.connected.is_set():
                 return
-            candidate = self._current
+            candidate = self.nodes.index
             try:
                 probe = await aio_pika.connect(
-                    connection_url(self.urls[candidate], self._password),
-                    ssl_context=self._tls_context,
+                    self.nodes.dial_url(candidate),
+                    ssl_context=self.nodes.tls_context,
                     timeout=max(self.reconnect_interval, 2.0),
                 )
             except (TimeoutError, OSError, AMQPError, RuntimeError) as exc:
@@ -359,8 +342,8 @@ class WorkQueues:
                 if isinstance(failure, BrokerRefused):
                     await self._refuse(failure)
                     return
-                if len(self.urls) > 1 and candidate == self._current:
-                    self._point_at(candidate + 1)
+                if candidate == self.nodes.index:
+                    self.nodes.move_on(self._connection)
                 continue
             with contextlib.suppress(Exception):
                 await probe.close()

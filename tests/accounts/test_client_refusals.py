@@ -28,7 +28,8 @@ from chat_tui.protocol.names import Names, directory_user_key
 from chat_tui.protocol.outgoing import Outgoing
 from chat_tui.protocol.permissions import chat_user_permissions
 from chat_tui.protocol.queues import Topology, personal_topology, shared_topology
-from chat_tui.transport.connection import PublishFailed, PublishRefused, Transport
+from chat_tui.transport.connection import Transport
+from chat_tui.transport.errors import PublishFailed, PublishRefused
 from tests.accounts.node import ADMIN_USER, ManagedNode
 from tests.conftest import RecordingSink, eventually, knows
 from tests.faults.broker_node import RABBITMQ_USER, BrokerNode, free_port

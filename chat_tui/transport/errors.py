@@ -1,0 +1,59 @@
+"""What the transport raises to the core: a refusal that says what to do, or trouble
+that a retry may get past; and the two readings of aiormq's errors that every link
+needs to tell them apart."""
+
+from __future__ import annotations
+
+import ssl
+
+
+class TransportError(Exception):
+    """Base of the errors the transport raises to the core."""
+
+
+class BrokerUnreachable(TransportError):
+    pass
+
+
+class BrokerRefused(TransportError):
+    """The broker said no for good; the text says what was refused and what to do."""
+
+
+class AuthenticationRefused(BrokerRefused):
+    """The login (or its access to the virtual host) was refused."""
+
+
+class CertificateRefused(BrokerRefused):
+    """The broker's TLS certificate could not be verified."""
+
+
+class SetupRefused(BrokerRefused):
+    """Setting up was refused: a missing object, a missing right, other arguments."""
+
+
+class PublishFailed(TransportError):
+    """Not confirmed (nack, timeout, lost connection): the outbox keeps it and retries."""
+
+
+class PublishReturned(TransportError):
+    """The broker had no queue to route it to: retrying cannot help."""
+
+
+class PublishRefused(PublishReturned):
+    """The broker refused the message itself (a right, its user_id, its size): retrying
+    cannot help either, so the outbox gives it up the same way."""
+
+
+def broker_reply(exc: BaseException) -> str:
+    """The broker's own words (aiormq keeps the reply text as the first argument)."""
+    return str(exc.args[-1]) if exc.args else type(exc).__name__
+
+
+def certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The failed certificate check behind `exc`: aiormq wraps it in an AMQPConnectionError."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__
+    return None
