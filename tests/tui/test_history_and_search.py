@@ -34,6 +34,7 @@ from chat_tui.tui.screens.main_screen import MainScreen
 from chat_tui.tui.screens.search_screen import MATCH_STYLE, SearchScreen, hit_text, query_words
 from chat_tui.tui.slash_commands import SlashCommand, parse
 from chat_tui.tui.widgets.conversation.message_view import LOADING_OLDER, MessageView
+from tests.archive.pg_server import fresh_database
 from tests.conftest import Deployment, eventually
 from tests.tui.screen_reading import main_screen_ready, message_text, notification_texts
 
@@ -41,13 +42,13 @@ from tests.tui.screen_reading import main_screen_ready, message_text, notificati
 class RunningArchive:
     """One archive worker over the deployment's namespace, and a look at its database."""
 
-    def __init__(self, deployment: Deployment, raw: AbstractRobustConnection, db: Path) -> None:
+    def __init__(self, deployment: Deployment, raw: AbstractRobustConnection, db: str) -> None:
         self._deployment = deployment
         self._raw = raw
-        self._settings = deployment.settings("archivist", archive_db=str(db))
+        self._settings = deployment.settings("archivist", archive_db=db)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._database: ArchiveDatabase = open_archive_database(str(db))
+        self._database: ArchiveDatabase = open_archive_database(db)
         self._database_open = False
 
     async def start(self) -> None:
@@ -112,16 +113,25 @@ class RunningArchive:
             await channel.close()
 
 
-@pytest.fixture
+@pytest.fixture(params=["sqlite", "postgresql"])
 async def archive(
-    deployment: Deployment, raw: AbstractRobustConnection, tmp_path: Path
+    request: pytest.FixtureRequest,
+    deployment: Deployment,
+    raw: AbstractRobustConnection,
+    tmp_path: Path,
 ) -> AsyncIterator[RunningArchive]:
-    running = RunningArchive(deployment, raw, tmp_path / "archive" / "archive.sqlite3")
-    try:
-        await running.start()
-        yield running
-    finally:
-        await running.stop()
+    """The archive on each of its backends: the embedded SQLite file, and PostgreSQL."""
+    async with contextlib.AsyncExitStack() as stack:
+        if request.param == "sqlite":
+            db = str(tmp_path / "archive" / "archive.sqlite3")
+        else:
+            db = await stack.enter_async_context(fresh_database())
+        running = RunningArchive(deployment, raw, db)
+        try:
+            await running.start()
+            yield running
+        finally:
+            await running.stop()
 
 
 START = datetime(2026, 3, 9, 9, 0, tzinfo=UTC)
