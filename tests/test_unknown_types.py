@@ -122,6 +122,23 @@ async def test_the_inbox_acks_and_counts_an_unknown_type_and_carries_on(
     assert [m.message_id for m in sink_of(bob).shown] == [sent.message_id]
 
 
+async def test_a_batch_that_begins_with_an_unknown_type_is_acked_whole(
+    world: AccountsWorld,
+) -> None:
+    bob = await world.client("bob")
+    await world.client("alice")
+    # Delivered together, so they make one batch: the unknown one has the lower tag.
+    world.publish_raw(user_key("bob"), reaction(), user_id=_login(world, "alice"))
+    world.publish_raw(
+        user_key("bob"), chat(sender_id="alice", recipient_id="bob"), user_id=_login(world, "alice")
+    )
+    await eventually(lambda: sink_of(bob).contents() == ["a message"], what="shown")
+    inbox = world.names.inbox_queue("bob")
+    # An ack(multiple) through the unknown one alone would leave the chat message
+    # unacked until some later batch.
+    await eventually(lambda: _nothing_unacked(world, inbox), what="both acked")
+
+
 async def test_an_unknown_type_without_a_version_is_still_dead_lettered(
     world: AccountsWorld,
 ) -> None:

@@ -184,6 +184,8 @@ class InboxPipeline:
         # Acked with the batch, in order: an ack of its own would cover (`multiple`) the
         # tags of the batch before, which may still wait for its fsync.
         ignored: list[Delivery] = []
+        # What the batch settles, in arrival order: the ack goes through the last one.
+        kept: list[Delivery] = []
         for delivery in batch:
             try:
                 checked = validate_delivery(
@@ -206,9 +208,10 @@ class InboxPipeline:
                 ignored.append(delivery)
             else:
                 valid.append((delivery, checked))
+            kept.append(delivery)
         if not valid:
             return self._settle_ignored(ignored)
-        deliveries = [delivery for delivery, _ in valid] + ignored
+        deliveries = kept
         try:
             # Committed without the fsync: a process that dies after this loses nothing,
             # the commit is in the OS and the broker still holds the unacked deliveries.
