@@ -166,7 +166,7 @@ class Worker:
             raise RuntimeError(f"{user} did not come online: {client.status.error}")
         return client
 
-    async def visit(self, index: int, errand: Callable[[ChatClient], Awaitable[None]]) -> None:
+    async def visit(self, index: int, errand: Callable[[ChatClient, str], Awaitable[None]]) -> None:
         """A short session: online, the errand, everything it queued confirmed, offline.
 
         The set-up runs in such sessions, a few users at a time, because a directory
@@ -176,7 +176,7 @@ class Worker:
         for attempt in range(1, ATTEMPTS + 1):
             client = await self.online(index)
             try:
-                await errand(client)
+                await errand(client, self.group(index))
                 if not await client.flush(SETUP_TIMEOUT):
                     raise RuntimeError(f"{client.me}'s outbox was not confirmed")
                 return
@@ -193,7 +193,7 @@ class Worker:
             raise error
 
     async def register(self) -> dict[str, Any]:
-        async def nothing(client: ChatClient) -> None:
+        async def nothing(client: ChatClient, group: str) -> None:
             return None
 
         await bounded(CONCURRENT_STARTS, [partial(self.visit, i, nothing) for i in self.indices])
@@ -206,18 +206,14 @@ class Worker:
         return self.plan.group_of(index)
 
     async def create(self) -> dict[str, Any]:
-        async def create(client: ChatClient) -> None:
-            await client.create_group(self.plan.group_of(self.index_of(client)))
+        async def create(client: ChatClient, group: str) -> None:
+            await client.create_group(group)
 
         await bounded(CONCURRENT_STARTS, [partial(self.visit, i, create) for i in self.creators()])
         return {}
 
-    def index_of(self, client: ChatClient) -> int:
-        return int(client.me[1:])
-
     async def join(self) -> dict[str, Any]:
-        async def join(client: ChatClient) -> None:
-            group = self.plan.group_of(self.index_of(client))
+        async def join(client: ChatClient, group: str) -> None:
             await until(lambda: has(client.store.groups(), group), f"{client.me} to see {group}")
             await client.join_group(group)
 
