@@ -17,12 +17,13 @@ import asyncio
 import contextlib
 import os
 import sqlite3
-import stat
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
+
+from chat_tui.private_files import create_private
 
 T = TypeVar("T")
 
@@ -50,19 +51,6 @@ class StoreError(RuntimeError):
 class _WriteLockTaken(Exception):
     """Another connection (another chat-tui process) is writing, or the thread is still
     using ours: do the work on the thread, behind it."""
-
-
-def _create_private(path: Path) -> None:
-    """The cache holds every direct message: its folder (when we create it) and its file
-    are the user's alone. SQLite gives the -wal and -shm files the database's mode."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        mode = stat.S_IMODE(os.fstat(descriptor).st_mode)
-        if mode & 0o077:
-            os.fchmod(descriptor, mode & 0o700)
-    finally:
-        os.close(descriptor)
 
 
 def _commit_or_roll_back(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -96,7 +84,7 @@ class Database:
 
     async def open(self, setup: Callable[[sqlite3.Connection], None]) -> None:
         def _open() -> None:
-            _create_private(self.path)
+            create_private(self.path)
             # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in transaction()).
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sqlite3
-import stat
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -27,6 +25,7 @@ from chat_tui.archive.database.model import (
 )
 from chat_tui.archive.database.rows import message_of, sorted_unique, stored_content
 from chat_tui.archive.database.search_text import fts5_match, search_words, snippet
+from chat_tui.private_files import create_private
 from chat_tui.protocol.archive import HistoryDirection
 from chat_tui.protocol.models import SendMessage
 
@@ -79,19 +78,6 @@ def _message(row: Row) -> SendMessage:
     )
 
 
-def _create_private(path: Path) -> None:
-    """The archive holds every DM: its folder (when we create it) and its file are the
-    service's alone. SQLite gives the -wal and -shm files the database's mode."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        mode = stat.S_IMODE(os.fstat(descriptor).st_mode)
-        if mode & 0o077:
-            os.fchmod(descriptor, mode & 0o700)
-    finally:
-        os.close(descriptor)
-
-
 class SqliteArchive:
     """The ArchiveDatabase on one SQLite file."""
 
@@ -130,7 +116,7 @@ class SqliteArchive:
     async def open(self) -> None:
         def connect() -> None:
             try:
-                _create_private(self.path)
+                create_private(self.path)
                 conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             except (OSError, sqlite3.Error) as exc:
                 raise ArchiveDatabaseUnavailable(f"archive {self.path}: {exc}") from exc
