@@ -10,14 +10,14 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "chat_tui"
 
-BESIDE_PROTOCOL = {"config", "backoff", "private_files"}
+BESIDE_PROTOCOL = {"config", "backoff", "sqlite_files"}
 """Top-level modules that every layer may read."""
 
 MAY_IMPORT: dict[str, set[str]] = {
     "protocol": {"protocol"},
     "config": {"protocol"},
     "backoff": set(),
-    "private_files": set(),
+    "sqlite_files": set(),
     "store": {"protocol", "store"} | BESIDE_PROTOCOL,
     "transport": {"protocol", "transport"} | BESIDE_PROTOCOL,
     "core": {"protocol", "store", "transport", "core"} | BESIDE_PROTOCOL,

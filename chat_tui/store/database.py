@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from chat_tui.private_files import create_private
+from chat_tui.sqlite_files import create_private, use_write_ahead_log
 
 T = TypeVar("T")
 
@@ -88,8 +88,12 @@ class Database:
             # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in transaction()).
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
+            try:
+                mode = use_write_ahead_log(conn, BUSY_TIMEOUT_MS / 1000)
+            except sqlite3.Error as exc:
+                conn.close()
+                raise StoreError(f"local cache {self.path}: {exc}") from exc
+            if mode.lower() != "wal":
                 conn.close()
                 raise StoreError(f"local cache {self.path}: cannot use a write-ahead log ({mode})")
             # NORMAL: a commit does not sync by itself; `transaction` fsyncs the log after

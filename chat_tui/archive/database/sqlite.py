@@ -25,9 +25,9 @@ from chat_tui.archive.database.model import (
 )
 from chat_tui.archive.database.rows import message_of, sorted_unique, stored_content
 from chat_tui.archive.database.search_text import fts5_match, search_words, snippet
-from chat_tui.private_files import create_private
 from chat_tui.protocol.archive import HistoryDirection
 from chat_tui.protocol.models import SendMessage
+from chat_tui.sqlite_files import create_private, use_write_ahead_log
 
 T = TypeVar("T")
 
@@ -122,8 +122,8 @@ class SqliteArchive:
                 raise ArchiveDatabaseUnavailable(f"archive {self.path}: {exc}") from exc
             try:
                 conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
+                mode = use_write_ahead_log(conn, BUSY_TIMEOUT_MS / 1000)
+                if mode.lower() != "wal":
                     raise sqlite3.OperationalError(f"cannot use a write-ahead log ({mode})")
                 # FULL: a commit is on disk before store() returns, and the worker acks.
                 conn.execute("PRAGMA synchronous=FULL")
