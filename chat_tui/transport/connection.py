@@ -25,9 +25,10 @@ again while the node it points at is down. The restore after a failover is then
 aio-pika's ordinary one: the same channels, the same consumers, and a dead channel's
 deliveries are never acked, as after any reconnect.
 
-Over 400 lines: the refusal texts (`_connect_failure`, `_setup_refusal`,
-`_queue_type_mismatch`, `_open_mode_login`) read the transport's own state (login,
-mode, URL, queue type), and the error classes they build live in `errors.py`.
+What a refusal says lives in `refusals.py` (`ClientRefusals`), and what the client's
+link and the archive's do alike in dialling a node and probing it, in `dialling.py`.
+Over 400 lines: the `Transport` is the one link the core holds (`BrokerLink`), so the
+publisher channel and the consumers, which live and die with its connection, are here.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -56,37 +56,27 @@ from aio_pika.exceptions import (
     AMQPError,
     ChannelInvalidStateError,
     DeliveryError,
-    ProbableAuthenticationError,
     PublishError,
 )
-from aiormq.exceptions import (
-    ChannelAccessRefused,
-    ChannelClosed,
-    ChannelNotFoundEntity,
-    ChannelPreconditionFailed,
-    InvalidFrameError,
-)
+from aiormq.exceptions import ChannelAccessRefused, ChannelClosed, ChannelPreconditionFailed
 from pydantic import SecretStr
-from yarl import URL
 
 from chat_tui.config import redact
 from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import Names, group_key
-from chat_tui.protocol.queues import QueueType, type_bound_arguments
+from chat_tui.protocol.queues import QueueType
 from chat_tui.transport.consumers import DeliveryHandler, QueueConsumer
+from chat_tui.transport.dialling import open_on_node, watch_for_refusal
 from chat_tui.transport.errors import (
-    AuthenticationRefused,
     BrokerRefused,
     BrokerUnreachable,
-    CertificateRefused,
     PublishFailed,
     PublishRefused,
     PublishReturned,
-    SetupRefused,
     broker_reply,
-    certificate_failure,
 )
 from chat_tui.transport.nodes import BrokerNodes
+from chat_tui.transport.refusals import ClientRefusals
 from chat_tui.transport.topology import (
     declare_directory,
     declare_inbox,
@@ -98,9 +88,6 @@ from chat_tui.transport.topology import (
 )
 
 log = logging.getLogger(__name__)
-
-_INEQUIVALENT = re.compile(r"inequivalent arg '(?P<argument>[^']+)' for queue '(?P<queue>[^']+)'")
-"""RabbitMQ's PRECONDITION_FAILED text for a queue declared again with other arguments."""
 
 
 class Publishable(Protocol):
@@ -174,6 +161,9 @@ class Transport:
         self.queue_type: QueueType = queue_type
         """The deployment's layout (protocol/queues.py), used in open mode, where the
         client declares its queues."""
+        self._refusals = ClientRefusals(
+            self.nodes, names, user_id, accounts_mode=accounts_mode, queue_type=queue_type
+        )
         self.heartbeat = heartbeat
         self.confirm_timeout = confirm_timeout
         self.reconnect_interval = reconnect_interval
@@ -250,173 +240,26 @@ class Transport:
 
     async def _connect_to_node(self, connect_timeout: float) -> InboxAtConnect:
         """One node: open the robust connection and declare, or raise why not."""
-        try:
-            connection = await aio_pika.connect_robust(
-                self.nodes.dial_url(),
-                ssl_context=self.nodes.tls_context,
-                heartbeat=self.heartbeat,
-                reconnect_interval=self.reconnect_interval,
-                timeout=connect_timeout,
-                client_properties={"connection_name": f"chat-tui:{self.user_id}"},
-            )
-        except (TimeoutError, OSError, AMQPError, RuntimeError) as exc:
-            raise self._connect_failure(exc) from None
-        self._connection = connection
-        try:
-            # Bounded: a broker that stalls or goes down while we declare must not leave
-            # the client waiting forever (fault scenarios 2 and 6).
-            async with asyncio.timeout(connect_timeout * 3):
-                inbox = await self._declare_topology(connection)
-        except ChannelClosed as exc:
-            with contextlib.suppress(Exception):
-                await connection.close()
-            self._connection = None
-            refusal = self._setup_refusal(exc)
-            if refusal is None:
-                raise BrokerUnreachable(
-                    f"lost RabbitMQ at {redact(self.url)} while setting up: {broker_reply(exc)}"
-                ) from None
-            raise refusal from None
-        except (TimeoutError, OSError, AMQPError, RuntimeError) as exc:
-            # The broker went away (or restarted) between the handshake and the end of
-            # the declarations: that is "unreachable, retry", not a crash of the caller's
-            # connect loop, which would leave the client offline for good (scenario 2).
-            with contextlib.suppress(Exception):
-                await connection.close()
-            self._connection = None
-            raise BrokerUnreachable(
-                f"lost RabbitMQ at {redact(self.url)} while setting up: {exc or type(exc).__name__}"
-            ) from None
-        except BaseException:
-            await connection.close()
-            self._connection = None
-            raise
-        connection.close_callbacks.add(self._on_lost)
-        connection.reconnect_callbacks.add(self._on_restored)
+        self._connection, inbox = await open_on_node(
+            self.nodes,
+            self._refusals,
+            self._declare_topology,
+            on_lost=self._on_lost,
+            on_restored=self._on_restored,
+            connection_name=f"chat-tui:{self.user_id}",
+            heartbeat=self.heartbeat,
+            reconnect_interval=self.reconnect_interval,
+            timeout=connect_timeout,
+        )
         return inbox
-
-    def _connect_failure(self, exc: BaseException) -> BrokerRefused | BrokerUnreachable:
-        """What a failed attempt to open a connection means: a refusal, or "retry"."""
-        if isinstance(exc, ProbableAuthenticationError):
-            if self.accounts_mode:
-                # RabbitMQ says the same for a wrong password and an account removed.
-                what_to_do = (
-                    "check the password (CHAT_TUI_PASSWORD, password_file or amqp_url); an "
-                    f"administrator sets a new one with 'chat-tui admin passwd {self.login}', "
-                    "or, if the account was removed, adds it again with "
-                    f"'chat-tui admin add-user {self.login}'"
-                )
-            else:
-                what_to_do = self._open_mode_login()
-            return AuthenticationRefused(
-                f"the broker at {redact(self.url)} refused the credentials of "
-                f"{self.login!r} ({broker_reply(exc)}): {what_to_do}"
-            )
-        if isinstance(exc, InvalidFrameError) and "Connection.Close" in str(exc):
-            # RabbitMQ answers Connection.Open with Connection.Close when the login may
-            # not use the virtual host (or it does not exist); aiormq reports that as an
-            # unexpected frame and drops the reply text, so its name is all there is.
-            if self.accounts_mode:
-                what_to_do = (
-                    f"an administrator gives them with 'chat-tui admin add-user {self.login}'"
-                )
-            else:
-                what_to_do = self._open_mode_login()
-            return AuthenticationRefused(
-                f"the broker at {redact(self.url)} refused {self.login!r} access to its "
-                f"virtual host {URL(self.url).path.lstrip('/') or '/'!r}: it does not exist, "
-                f"or the account has no permissions there; {what_to_do}"
-            )
-        certificate = certificate_failure(exc)
-        if certificate is not None:
-            return CertificateRefused(
-                f"the certificate of the broker at {redact(self.url)} cannot be trusted "
-                f"({certificate.verify_message or certificate}): give the CA that signed "
-                "it with tls_ca_file (CHAT_TUI_TLS_CA_FILE), and connect by the host "
-                "name the certificate names"
-            )
-        detail = broker_reply(exc) if isinstance(exc, InvalidFrameError) else str(exc)
-        return BrokerUnreachable(
-            f"cannot reach RabbitMQ at {redact(self.url)}: {detail or type(exc).__name__}"
-        )
-
-    def _open_mode_login(self) -> str:
-        """Why a shared login fails on a broker with accounts, which the issue wants said."""
-        return (
-            f"the login {self.login!r} differs from the user ID {self.user_id!r}, so "
-            "chat-tui runs in open mode, with a login everyone shares; if this broker has "
-            f"accounts, log in as {self.user_id!r}, with your own password "
-            "(CHAT_TUI_PASSWORD, password_file or amqp_url)"
-        )
-
-    def _setup_refusal(self, exc: ChannelClosed) -> SetupRefused | None:
-        """What a channel closed during set-up means; None for "retry"."""
-        reply = broker_reply(exc)
-        if isinstance(exc, ChannelAccessRefused):
-            if not self.accounts_mode:
-                return SetupRefused(
-                    f"the broker refused to set up chat-tui for {self.login!r} ({reply}). "
-                    f"The login {self.login!r} differs from the user ID {self.user_id!r}, "
-                    "so chat-tui ran in open mode, where each client declares the shared "
-                    f"objects; this broker has accounts: log in as {self.user_id!r}, with "
-                    "your own password"
-                )
-            return SetupRefused(
-                f"the broker refused {self.login!r} a right it needs ({reply}): an "
-                f"administrator repairs it with 'chat-tui admin add-user {self.login}', "
-                "and 'chat-tui admin check' shows what differs"
-            )
-        if isinstance(exc, ChannelPreconditionFailed):
-            mismatch = self._queue_type_mismatch(reply)
-            if mismatch is not None:
-                return mismatch
-            return SetupRefused(
-                f"the broker holds an object declared with other arguments ({reply}): "
-                "someone else declared it; an administrator must delete it (after saving "
-                "any messages in it), then run 'chat-tui admin init' on a deployment "
-                "with accounts"
-            )
-        if isinstance(exc, ChannelNotFoundEntity) and self.accounts_mode:
-            return SetupRefused(
-                f"the broker has no {reply.removeprefix('NOT_FOUND - ')}: an administrator "
-                f"runs 'chat-tui admin init' and 'chat-tui admin add-user {self.user_id}'"
-            )
-        # In open mode the client declares every object itself: one missing now went
-        # away while we set up (a restart, a delete), and the next attempt declares it.
-        return None
-
-    def _queue_type_mismatch(self, reply: str) -> SetupRefused | None:
-        """A queue of ours that differs in an argument that only one of the two layouts
-        has: the deployment was set up with the other queue_type."""
-        found = _INEQUIVALENT.search(reply)
-        if found is None or found["argument"] not in type_bound_arguments(self.names):
-            return None
-        other = "classic" if self.queue_type == "quorum" else "quorum"
-        return SetupRefused(
-            f"the broker's {found['queue']} is a {other} queue, but this client is set to "
-            f"queue_type = {self.queue_type} ({reply}): set queue_type to {other} "
-            "(config.toml or CHAT_TUI_QUEUE_TYPE) to match the deployment; its queues got "
-            "their type when it was set up, and a queue cannot change type"
-        )
-
-    async def _check_accounts_topology(self, connection: AbstractRobustConnection) -> None:
-        shared, own = await missing_objects(connection, self.names, self.user_id)
-        if shared:
-            raise SetupRefused(
-                f"the broker has no {', '.join(shared)}: chat-tui is not set up on it "
-                f"yet; an administrator runs 'chat-tui admin init' (namespace "
-                f"{self.names.namespace!r})"
-            )
-        if own:
-            raise SetupRefused(
-                f"the broker has no {', '.join(own)}: {self.user_id!r} has no account "
-                f"here yet; an administrator runs 'chat-tui admin add-user {self.user_id}'"
-            )
 
     async def _declare_topology(self, connection: AbstractRobustConnection) -> InboxAtConnect:
         passive = self.accounts_mode
         if passive:
-            await self._check_accounts_topology(connection)
+            missing = await missing_objects(connection, self.names, self.user_id)
+            refusal = self._refusals.missing_objects(*missing)
+            if refusal is not None:
+                raise refusal
         publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
         if passive:
             messages = await existing_messages_exchange(publisher, self.names)
@@ -470,7 +313,7 @@ class Transport:
         # aio-pika calls this too when restoring the channels on a new link failed: a
         # right taken away or (in accounts mode) an object deleted stays so.
         if isinstance(exc, ChannelClosed):
-            refusal = self._restore_refusal(exc)
+            refusal = self._refusals.restore_refusal(exc)
             if refusal is not None:
                 # Not here: this runs in aio-pika's reconnect task, which closing the
                 # connection cancels and waits for.
@@ -486,39 +329,21 @@ class Transport:
         if self._refusal_task is None or self._refusal_task.done():
             self._refusal_task = asyncio.create_task(self._probe_for_refusal())
 
-    def _restore_refusal(self, exc: ChannelClosed) -> SetupRefused | None:
-        # On a cluster a classic queue whose node is down is NOT_FOUND until it is back.
-        if isinstance(exc, ChannelNotFoundEntity) and "down or inaccessible" in broker_reply(exc):
-            return None
-        return self._setup_refusal(exc)
-
     async def _probe_for_refusal(self) -> None:
-        """While aio-pika reconnects, try a plain connection with the same login at the
-        same pace. aio-pika 10.2 keeps a failed attempt's error to its own loop (it only
-        logs it), so this is how a login removed or changed meanwhile is noticed. With
-        several nodes it is also how the reconnect moves on from one that is down."""
-        while True:
-            await asyncio.sleep(self.reconnect_interval)
-            if self._closing or self._connection is None or self.online:
-                return
-            candidate = self.nodes.index
-            try:
-                probe = await aio_pika.connect(
-                    self.nodes.dial_url(candidate),
-                    ssl_context=self.nodes.tls_context,
-                    timeout=max(self.reconnect_interval, 2.0),
-                    client_properties={"connection_name": f"chat-tui:{self.user_id}:probe"},
-                )
-            except (TimeoutError, OSError, AMQPError, RuntimeError) as exc:
-                failure = self._connect_failure(exc)
-                if isinstance(failure, BrokerRefused):
-                    await self._refuse(failure)
-                    return
-                if candidate == self.nodes.index and not self.online:
-                    self.nodes.move_on(self._connection)
-                continue
-            with contextlib.suppress(Exception):
-                await probe.close()
+        """While aio-pika reconnects: a refusal that the probe (dialling.py) meets ends
+        the link; meanwhile the probe moves the reconnect on from a node that is down."""
+        refusal = await watch_for_refusal(
+            self.nodes,
+            self._connection,
+            self._refusals,
+            still_lost=lambda: (
+                not self._closing and self._connection is not None and not self.online
+            ),
+            interval=self.reconnect_interval,
+            connection_name=f"chat-tui:{self.user_id}:probe",
+        )
+        if refusal is not None:
+            await self._refuse(refusal)
 
     async def _refuse(self, refusal: BrokerRefused) -> None:
         """Stop aio-pika's reconnecting for good, and say why."""
@@ -657,7 +482,7 @@ class Transport:
         try:
             await consumer.start()
         except ChannelClosed as exc:
-            refusal = self._setup_refusal(exc)
+            refusal = self._refusals.setup_refusal(exc)
             if refusal is None:
                 raise
             raise refusal from None

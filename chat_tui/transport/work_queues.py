@@ -5,13 +5,14 @@ message, to store) and NS.archive.requests (history and search requests, to answ
 direct reply-to through the default exchange). It follows NS.directory as clients do,
 to know who may read what.
 
-The connection rules are the client's (transport/connection.py): the URLs of
-`amqp_url` in order, the first that answers, and after a loss the next, round the list;
-TLS with a CA file, `no_verify_ssl` only on purpose, and a refusal is a
-`BrokerRefused` that says what to do, never retried. In accounts mode (the login is
-`NS.archive`, permissions.archive_login) the archive configures nothing: `chat-tui admin
-init` declared its queues, which it only looks up; in open mode it declares them from
-`protocol/queues.py`'s `archive_topology`, with the deployment's `queue_type`.
+The connection rules are the client's (transport/connection.py), through the same
+`dialling.py`: the URLs of `amqp_url` in order, the first that answers, and after a loss
+the next, round the list; TLS with a CA file, `no_verify_ssl` only on purpose, and a
+refusal is a `BrokerRefused` that says what to do (`ArchiveRefusals`), never retried.
+In accounts mode (the login is `NS.archive`, permissions.archive_login) the archive
+configures nothing: `chat-tui admin init` declared its queues, which it only looks up;
+in open mode it declares them from `protocol/queues.py`'s `archive_topology`, with the
+deployment's `queue_type`.
 """
 
 from __future__ import annotations
@@ -32,14 +33,8 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     AbstractRobustQueue,
 )
-from aio_pika.exceptions import AMQPError, ProbableAuthenticationError
-from aiormq.exceptions import (
-    ChannelAccessRefused,
-    ChannelClosed,
-    ChannelNotFoundEntity,
-    ChannelPreconditionFailed,
-    InvalidFrameError,
-)
+from aio_pika.exceptions import AMQPError
+from aiormq.exceptions import ChannelClosed
 from pamqp.common import FieldTable
 from pydantic import SecretStr
 
@@ -48,17 +43,10 @@ from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import Names
 from chat_tui.protocol.queues import QueueType, archive_topology
 from chat_tui.transport.consumers import AmqpDelivery, DeliveryHandler, QueueConsumer
-from chat_tui.transport.errors import (
-    AuthenticationRefused,
-    BrokerRefused,
-    BrokerUnreachable,
-    CertificateRefused,
-    PublishFailed,
-    SetupRefused,
-    broker_reply,
-    certificate_failure,
-)
+from chat_tui.transport.dialling import open_on_node, watch_for_refusal
+from chat_tui.transport.errors import BrokerRefused, BrokerUnreachable, PublishFailed
 from chat_tui.transport.nodes import BrokerNodes
+from chat_tui.transport.refusals import ArchiveRefusals
 from chat_tui.transport.topology import declare_directory, declare_shared
 
 log = logging.getLogger(__name__)
@@ -142,6 +130,9 @@ class WorkQueues:
         self.names = names
         self.accounts_mode = accounts_mode
         self.queue_type: QueueType = queue_type
+        self._refusals = ArchiveRefusals(
+            self.nodes, names, accounts_mode=accounts_mode, queue_type=queue_type
+        )
         self.heartbeat = heartbeat
         self.reconnect_interval = reconnect_interval
         self.confirm_timeout = confirm_timeout
@@ -184,92 +175,17 @@ class WorkQueues:
         return self.nodes.login
 
     async def _connect_to_node(self, timeout: float) -> None:
-        try:
-            connection = await aio_pika.connect_robust(
-                self.nodes.dial_url(),
-                ssl_context=self.nodes.tls_context,
-                heartbeat=self.heartbeat,
-                reconnect_interval=self.reconnect_interval,
-                timeout=timeout,
-                client_properties={"connection_name": f"chat-tui:archive:{self.login}"},
-            )
-        except (TimeoutError, OSError, AMQPError, RuntimeError) as exc:
-            raise self._connect_failure(exc) from None
-        try:
-            async with asyncio.timeout(timeout * 3):
-                await self._declare(connection)
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                await connection.close()
-            if isinstance(exc, ChannelClosed):
-                raise self._setup_refusal(exc) or BrokerUnreachable(
-                    f"lost RabbitMQ at {redact(self.url)} while setting up: {broker_reply(exc)}"
-                ) from None
-            if isinstance(exc, TimeoutError | OSError | AMQPError | RuntimeError):
-                raise BrokerUnreachable(
-                    f"lost RabbitMQ at {redact(self.url)} while setting up: "
-                    f"{exc or type(exc).__name__}"
-                ) from None
-            raise
-        self._connection = connection
-        connection.close_callbacks.add(self._on_lost)
-        connection.reconnect_callbacks.add(self._on_restored)
-
-    def _connect_failure(self, exc: BaseException) -> BrokerRefused | BrokerUnreachable:
-        where = redact(self.url)
-        if isinstance(exc, ProbableAuthenticationError) or (
-            isinstance(exc, InvalidFrameError) and "Connection.Close" in str(exc)
-        ):
-            return AuthenticationRefused(
-                f"the broker at {where} refused the login {self.login!r} or its access to "
-                f"the virtual host ({broker_reply(exc)}): {self._account_advice()}"
-            )
-        certificate = certificate_failure(exc)
-        if certificate is not None:
-            return CertificateRefused(
-                f"the certificate of the broker at {where} cannot be trusted "
-                f"({certificate.verify_message or certificate}): give the CA that signed "
-                "it with tls_ca_file, and connect by the host name the certificate names"
-            )
-        detail = broker_reply(exc) if isinstance(exc, InvalidFrameError) else str(exc)
-        return BrokerUnreachable(
-            f"cannot reach RabbitMQ at {where}: {detail or type(exc).__name__}"
+        self._connection, _ = await open_on_node(
+            self.nodes,
+            self._refusals,
+            self._declare,
+            on_lost=self._on_lost,
+            on_restored=self._on_restored,
+            connection_name=f"chat-tui:archive:{self.login}",
+            heartbeat=self.heartbeat,
+            reconnect_interval=self.reconnect_interval,
+            timeout=timeout,
         )
-
-    def _account_advice(self) -> str:
-        if self.accounts_mode:
-            return (
-                "check the archive's password (CHAT_TUI_PASSWORD, password_file or amqp_url); "
-                "an administrator (re)creates the account with 'chat-tui admin add-archive'"
-            )
-        return (
-            f"the login {self.login!r} is not the archive's account, so the archive runs in "
-            "open mode with a shared login; on a broker with accounts, log in as "
-            f"{self.names.namespace}.archive (made by 'chat-tui admin add-archive')"
-        )
-
-    def _setup_refusal(self, exc: ChannelClosed) -> SetupRefused | None:
-        """What a channel closed while setting up (or restoring) means; None: retry."""
-        reply = broker_reply(exc)
-        if isinstance(exc, ChannelAccessRefused):
-            return SetupRefused(
-                f"the broker refused {self.login!r} a right the archive needs ({reply}): "
-                f"{self._account_advice()}, and 'chat-tui admin check' shows what differs"
-            )
-        if isinstance(exc, ChannelPreconditionFailed):
-            return SetupRefused(
-                f"the broker holds an archive queue declared with other arguments ({reply}): "
-                f"queue_type is {self.queue_type}; set it to the deployment's, or an "
-                "administrator deletes the queue (after saving any messages in it)"
-            )
-        if isinstance(exc, ChannelNotFoundEntity) and self.accounts_mode:
-            if "down or inaccessible" in reply:
-                return None  # a cluster node that is coming back
-            return SetupRefused(
-                f"the broker has no {reply.removeprefix('NOT_FOUND - ')}: an administrator "
-                f"runs 'chat-tui admin init' (namespace {self.names.namespace!r})"
-            )
-        return None
 
     async def _declare(self, connection: AbstractRobustConnection) -> None:
         topology = archive_topology(self.names, self.queue_type)
@@ -305,7 +221,8 @@ class WorkQueues:
     async def _on_lost(self, _sender: Any, exc: BaseException | None) -> None:
         if self._closing:
             return
-        if isinstance(exc, ChannelClosed) and (refusal := self._setup_refusal(exc)) is not None:
+        refusal = self._refusals.setup_refusal(exc) if isinstance(exc, ChannelClosed) else None
+        if refusal is not None:
             # Not awaited here: this runs in aio-pika's reconnect task, which closing
             # the connection cancels and waits for.
             self._refusing = asyncio.get_running_loop().create_task(self._refuse(refusal))
@@ -323,30 +240,23 @@ class WorkQueues:
         return self.nodes.node
 
     async def _probe_for_refusal(self) -> None:
-        """aio-pika retries a refused login for ever; a plain connection now and then
-        tells a removed account or a changed password from a broker that is down, and
-        moves the reconnect on from a node that does not answer."""
-        while not self._closing and self._connection is not None:
-            await asyncio.sleep(self.reconnect_interval)
-            if self._connection.connected.is_set():
-                return
-            candidate = self.nodes.index
-            try:
-                probe = await aio_pika.connect(
-                    self.nodes.dial_url(candidate),
-                    ssl_context=self.nodes.tls_context,
-                    timeout=max(self.reconnect_interval, 2.0),
-                )
-            except (TimeoutError, OSError, AMQPError, RuntimeError) as exc:
-                failure = self._connect_failure(exc)
-                if isinstance(failure, BrokerRefused):
-                    await self._refuse(failure)
-                    return
-                if candidate == self.nodes.index:
-                    self.nodes.move_on(self._connection)
-                continue
-            with contextlib.suppress(Exception):
-                await probe.close()
+        """aio-pika retries a refused login for ever: the probe (dialling.py) tells a
+        removed account or a changed password from a broker that is down, and moves the
+        reconnect on from a node that does not answer."""
+        refusal = await watch_for_refusal(
+            self.nodes,
+            self._connection,
+            self._refusals,
+            still_lost=lambda: (
+                not self._closing
+                and self._connection is not None
+                and not self._connection.connected.is_set()
+            ),
+            interval=self.reconnect_interval,
+            connection_name=f"chat-tui:archive:{self.login}:probe",
+        )
+        if refusal is not None:
+            await self._refuse(refusal)
 
     async def _refuse(self, refusal: BrokerRefused) -> None:
         log.error("the broker refused the archive after connecting: %s", refusal)
@@ -379,7 +289,7 @@ class WorkQueues:
         try:
             await consumer.start()
         except ChannelClosed as exc:
-            refusal = self._setup_refusal(exc)
+            refusal = self._refusals.setup_refusal(exc)
             if refusal is None:
                 raise
             raise refusal from None
