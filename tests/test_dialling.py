@@ -21,6 +21,7 @@ from chat_tui.transport.errors import (
     BrokerRefused,
     BrokerUnreachable,
     SetupRefused,
+    described,
 )
 from chat_tui.transport.nodes import BrokerNodes
 from chat_tui.transport.refusals import ClientRefusals
@@ -140,7 +141,7 @@ async def test_an_object_missing_in_accounts_mode_is_a_refusal_and_the_connectio
     amqp_url: str,
 ) -> None:
     with pytest.raises(
-        SetupRefused, match=r"the broker has no .*'dialling\.missing\..*'chat-tui admin init'"
+        SetupRefused, match=r"the broker has no queue 'dialling\.missing\..*'chat-tui admin init'"
     ):
         await _open_declaring_a_missing_queue(amqp_url, accounts_mode=True)
 
@@ -166,3 +167,8 @@ async def test_a_declared_link_comes_back_with_its_callbacks(amqp_url: str) -> N
         assert _no_callback in connection.reconnect_callbacks
     finally:
         await connection.close()
+
+
+def test_an_error_without_text_is_named_by_its_class() -> None:
+    assert described(TimeoutError()) == "TimeoutError"
+    assert described(ConnectionError("reset by peer")) == "reset by peer"

@@ -74,6 +74,7 @@ from chat_tui.transport.errors import (
     PublishRefused,
     PublishReturned,
     broker_reply,
+    described,
 )
 from chat_tui.transport.nodes import BrokerNodes
 from chat_tui.transport.refusals import ClientRefusals
@@ -427,7 +428,7 @@ class Transport:
         except TimeoutError:
             raise PublishFailed(f"no confirm within {self.confirm_timeout} s") from None
         except (AMQPError, ChannelInvalidStateError, OSError, RuntimeError) as exc:
-            raise PublishFailed(f"connection trouble: {exc or type(exc).__name__}") from None
+            raise PublishFailed(f"connection trouble: {described(exc)}") from None
 
     async def open_channel(self) -> AbstractRobustChannel:
         """A channel of its own, with confirms, for traffic of a protocol beside the chat

@@ -44,6 +44,11 @@ class PublishRefused(PublishReturned):
     cannot help either, so the outbox gives it up the same way."""
 
 
+def described(exc: BaseException) -> str:
+    """An exception in words: its text, or its class for one without (a bare timeout)."""
+    return str(exc) or type(exc).__name__
+
+
 def broker_reply(exc: BaseException) -> str:
     """The broker's own words (aiormq keeps the reply text as the first argument)."""
     return str(exc.args[-1]) if exc.args else type(exc).__name__

@@ -53,6 +53,12 @@ class Refusals(Protocol):
         ...
 
 
+def missing_object(reply: str) -> str:
+    """What a NOT_FOUND reply names: "queue 'q' in vhost '/'" of "NOT_FOUND - no queue
+    'q' in vhost '/'", to follow "the broker has no"."""
+    return reply.removeprefix("NOT_FOUND - ").removeprefix("no ")
+
+
 def _unreachable(where: str, exc: BaseException) -> BrokerUnreachable:
     detail = broker_reply(exc) if isinstance(exc, InvalidFrameError) else str(exc)
     return BrokerUnreachable(f"cannot reach RabbitMQ at {where}: {detail or type(exc).__name__}")
@@ -158,7 +164,7 @@ class ClientRefusals:
             )
         if isinstance(exc, ChannelNotFoundEntity) and self._accounts_mode:
             return SetupRefused(
-                f"the broker has no {reply.removeprefix('NOT_FOUND - ')}: an administrator "
+                f"the broker has no {missing_object(reply)}: an administrator "
                 f"runs 'chat-tui admin init' and 'chat-tui admin add-user {self._user_id}'"
             )
         # In open mode the client declares every object itself: one missing now went
@@ -260,7 +266,7 @@ class ArchiveRefusals:
             if "down or inaccessible" in reply:
                 return None  # a cluster node that is coming back
             return SetupRefused(
-                f"the broker has no {reply.removeprefix('NOT_FOUND - ')}: an administrator "
+                f"the broker has no {missing_object(reply)}: an administrator "
                 f"runs 'chat-tui admin init' (namespace {self._names.namespace!r})"
             )
         return None

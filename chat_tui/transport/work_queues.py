@@ -44,7 +44,12 @@ from chat_tui.protocol.names import Names
 from chat_tui.protocol.queues import QueueType, archive_topology
 from chat_tui.transport.consumers import AmqpDelivery, DeliveryHandler, QueueConsumer
 from chat_tui.transport.dialling import open_on_node, watch_for_refusal
-from chat_tui.transport.errors import BrokerRefused, BrokerUnreachable, PublishFailed
+from chat_tui.transport.errors import (
+    BrokerRefused,
+    BrokerUnreachable,
+    PublishFailed,
+    described,
+)
 from chat_tui.transport.nodes import BrokerNodes
 from chat_tui.transport.refusals import ArchiveRefusals
 from chat_tui.transport.topology import declare_directory, declare_shared
@@ -325,7 +330,7 @@ class WorkQueues:
                 message, reply_to, timeout=self.confirm_timeout
             )
         except (TimeoutError, AMQPError, OSError, RuntimeError) as exc:
-            raise PublishFailed(f"the answer did not go out: {exc or type(exc).__name__}") from None
+            raise PublishFailed(f"the answer did not go out: {described(exc)}") from None
 
     async def close(self) -> None:
         self._closing = True
