@@ -180,6 +180,9 @@ class MemoryBroker:
         self.refused_users: set[str] = set()
         self.nacks_to_come = 0
         """The next publishes the broker nacks: each raises PublishFailed."""
+        self.cancels_to_come = 0
+        """The next publishes cancelled under their caller, as aio-pika cancels those
+        waiting for a confirm when their channel closes."""
         self.refused_keys: set[str] = set()
         """Routing keys the broker refuses to let anyone publish to (a topic permission)."""
         self.declare(names.dead_letters_queue)
@@ -369,6 +372,9 @@ class MemoryTransport:
         await asyncio.sleep(0)  # a confirm takes a round trip
         if not self.online:
             raise PublishFailed("connection trouble: the link died before the confirm")
+        if self.broker.cancels_to_come > 0:
+            self.broker.cancels_to_come -= 1
+            raise asyncio.CancelledError
         if self.broker.nacks_to_come > 0:
             self.broker.nacks_to_come -= 1
             raise PublishFailed("the broker refused it: nack")

@@ -4,6 +4,7 @@ loop. The same behaviours are proven against the real broker in the other suites
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -108,6 +109,20 @@ async def test_a_nacked_publish_is_retried_and_received_once(world: MemoryWorld)
     await eventually(lambda: sink_of(bob).contents() == ["despite the nacks"], what="delivered")
     assert await alice.flush(5)
     assert sink_of(bob).contents() == ["despite the nacks"]
+
+
+async def test_a_publish_cancelled_under_the_outbox_is_retried_without_an_error(
+    world: MemoryWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    bob = await world.client("bob")
+    alice = await world.client("alice")
+    await eventually(lambda: _knows(alice, "bob"), what="alice knows bob")
+    world.broker.cancels_to_come = 1
+    sent = await alice.send(Conversation.dm("bob"), "after a cancel")
+    await alice.wait_sent(sent.message_id, timeout=10)
+    await eventually(lambda: sink_of(bob).contents() == ["after a cancel"], what="delivered")
+    assert world.broker.cancels_to_come == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_a_group_reaches_its_members_and_refuses_a_stranger(world: MemoryWorld) -> None:

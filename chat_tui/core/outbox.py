@@ -174,7 +174,9 @@ class OutboxPublisher:
                 if change is not None:
                     self.on_failed(change, reason)
             elif isinstance(result, BaseException):
-                if not isinstance(result, PublishFailed):
+                # Cancelled: the client is stopping, or aio-pika dropped the channel
+                # under the publish; the row stays and goes out on the next start.
+                if not isinstance(result, PublishFailed | asyncio.CancelledError):
                     log.error("unexpected publish error", exc_info=result)
                 retry.append(item)
                 errors.append(str(result) or type(result).__name__)
