@@ -471,9 +471,32 @@ async def test_the_palette_and_help_offer_search_and_it_finds_cached_messages_of
         assert search.hits[0].content == "great, I'll push the release notes"
         await pilot.press("enter")
         await eventually(lambda: screen.current == LOBBY, what="#lobby opened at the result")
+        # The conversation is current at once; its page at the result comes a moment later.
+        await eventually(lambda: screen.view.found_message is not None, what="the found message")
         assert screen.view.found_message == screen.view.selected_message
         assert screen.view.found_message is not None
         assert screen.view.found_message.content == "great, I'll push the release notes"
+
+
+async def test_the_footer_shows_ctrl_f_for_search_and_help_says_it_whole(
+    sample_settings: Settings,
+) -> None:
+    app = ChatApp(sample_settings, connect=False, zone=UTC, open_conversation="group:lobby")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await main_screen_ready(app)
+        await pilot.pause()
+        # Textual's footer keys are widgets of type FooterKey, a name public for styling.
+        keys = [" ".join(str(key.render()).split()) for key in app.screen.query("FooterKey")]
+        # After Go to, as in the binding table; the keys shown before stay shown.
+        assert keys == [
+            "⏎ Send", "f1 Help", "^g Go to", "^f Search", "^b Sidebar", "alt+a Next unread",
+            "^q Quit", "^p palette",
+        ]  # fmt: skip
+        await pilot.press("f1")
+        await eventually(lambda: isinstance(app.screen, HelpScreen), what="the help screen")
+        assert isinstance(app.screen, HelpScreen)
+        help_rows = [line.split() for line in app.screen.help_text().plain.splitlines()]
+        assert ["^f", "Search", "messages"] in help_rows
 
 
 def _palette_text(screen: Screen[object]) -> str:

@@ -19,11 +19,16 @@ HelpSection = tuple[str, Sequence[BindingType]]
 
 
 def binding_rows(bindings: Iterable[BindingType]) -> list[tuple[list[Binding], str]]:
-    """Bindings grouped by action, in table order: ([bindings], description)."""
+    """Bindings grouped by action, in table order: ([bindings], description). A binding
+    with a tooltip is described by it: its footer label is the short form."""
     grouped: dict[str, list[Binding]] = {}
     for binding in Binding.make_bindings(bindings):
         grouped.setdefault(binding.action, []).append(binding)
-    return [(keys, keys[0].description or keys[0].action) for keys in grouped.values()]
+    return [(keys, _described(keys[0])) for keys in grouped.values()]
+
+
+def _described(binding: Binding) -> str:
+    return binding.tooltip or binding.description or binding.action
 
 
 class HelpScreen(ModalScreen[None]):

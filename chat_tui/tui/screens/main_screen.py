@@ -55,7 +55,8 @@ class MainScreen(Screen[None]):
         Binding("f1", "help", "Help", priority=True),
         Binding("question_mark", "help", "Help", show=False),
         Binding("ctrl+g", "switcher", "Go to", priority=True),
-        Binding("ctrl+f", "search", "Search messages", show=False, priority=True),
+        # The footer's label is short; the help screen and the footer's tooltip say it whole.
+        Binding("ctrl+f", "search", "Search", tooltip="Search messages", priority=True),
         Binding("ctrl+b", "toggle_sidebar", "Sidebar", priority=True),
         Binding("alt+a", "next_unread", "Next unread", priority=True),
         Binding(
