@@ -12,6 +12,7 @@ from chat_tui.tui.widgets.conversation.message_window import (
     MAX_WINDOW,
     PAGE,
     MessageWindow,
+    OlderHistoryFailed,
 )
 
 BOB = Conversation.dm("bob")
@@ -56,6 +57,29 @@ class History:
         if before_seq is not None:
             mine = [m for m in mine if m.seq < before_seq]
         return mine[-limit:]
+
+
+class Archive:
+    """An `OlderHistory` that moves the next older messages into `History`'s list, a
+    page at a time, or fails with `error`; `window` is seen while it fetches."""
+
+    def __init__(self, history: History, older: list[StoredMessage]) -> None:
+        self.history = history
+        self.older = older
+        self.error: Exception | None = None
+        self.asked = 0
+        self.window: MessageWindow | None = None
+        self.filling_seen: list[bool] = []
+
+    async def load_older(self, conversation: Conversation) -> int:
+        self.asked += 1
+        if self.window is not None:
+            self.filling_seen.append(self.window.filling_older)
+        if self.error is not None:
+            raise self.error
+        page, self.older = self.older[-PAGE:], self.older[:-PAGE]
+        self.history.messages[:0] = page
+        return len(page)
 
 
 def _seqs(window: MessageWindow) -> list[int]:
@@ -165,3 +189,70 @@ async def test_positions_and_the_nearest_end_of_the_window() -> None:
     await window.open(BOB, last_read_seq=8, unread=0)
     assert window.position_of(5) == 1 and window.position_of(4) is None
     assert window.nearest(1) == 3 and window.nearest(5) == 5 and window.nearest(99) == 8
+
+
+async def test_paging_older_reads_the_cache_first_then_fetches_past_its_oldest() -> None:
+    history = History([_message(seq) for seq in range(151, 301)])
+    archive = Archive(history, [_message(seq) for seq in range(1, 151)])
+    window = MessageWindow(history, archive)
+    archive.window = window
+    await window.open(BOB, last_read_seq=300, unread=0)
+    assert window.wants_older(asked=False)  # the cache has more: no need to ask
+    calls: list[bool] = []
+    assert await window.page_older(lambda: calls.append(window.filling_older))
+    assert _seqs(window) == list(range(151, 301)) and archive.asked == 0 and calls == []
+    # The cache's oldest is in the window: only a user who asks gets the archive.
+    assert not window.wants_older(asked=False) and window.wants_older(asked=True)
+    assert await window.page_older(lambda: calls.append(window.filling_older))
+    assert _seqs(window) == list(range(51, 301)) and archive.asked == 1
+    assert calls == [False, False] and archive.filling_seen == [True]
+    assert not window.filling_older and not window.loading
+    assert await window.page_older() and _seqs(window) == list(range(1, 301))
+    # The archive has nothing older: the beginning, and nobody asks again.
+    assert not await window.page_older()
+    assert window.at_beginning and archive.asked == 3
+    assert not window.wants_older(asked=True)
+
+
+async def test_a_failed_fetch_says_why_and_is_not_asked_again_for_that_conversation() -> None:
+    history = History([_message(seq) for seq in range(101, 151)])
+    archive = Archive(history, [_message(seq) for seq in range(1, 101)])
+    archive.error = RuntimeError("the archive did not answer")
+    window = MessageWindow(history, archive)
+    await window.open(BOB, last_read_seq=150, unread=0)
+    calls: list[bool] = []
+    try:
+        await window.page_older(lambda: calls.append(True))
+    except OlderHistoryFailed as failed:
+        assert failed.error is archive.error
+    else:
+        raise AssertionError("the failed fetch was not reported")
+    assert calls == [True, True]  # started and ended, so the screen stops saying it
+    assert not window.wants_older(asked=True) and not window.loading
+    archive.error = None
+    await window.open(BOB, last_read_seq=150, unread=0)
+    assert not window.wants_older(asked=True)  # the same conversation: still at its beginning
+    await window.open(CAROL, last_read_seq=0, unread=0)
+    await window.open(BOB, last_read_seq=150, unread=0)
+    assert window.wants_older(asked=True)
+
+
+async def test_newer_pages_are_wanted_until_the_window_ends_with_the_newest() -> None:
+    window = MessageWindow(History([_message(seq) for seq in range(1, 501)]))
+    await window.open(BOB, last_read_seq=100, unread=400)
+    assert window.wants_newer
+    while await window.load_newer():
+        if window.at_newest:
+            break
+    assert window.at_newest and not window.wants_newer
+
+
+async def test_the_message_opened_at_is_found_until_the_next_open() -> None:
+    window = MessageWindow(History([_message(seq) for seq in range(1, 501)]))
+    await window.open_at(BOB, 120)
+    assert window.found is not None and window.found.seq == 120 and window.found_seq == 120
+    assert _seqs(window)[0] == 120 - PAGE // 2
+    await window.reload_newest(BOB)  # End: the newest page, and 120 is out of it
+    assert window.found is None and window.found_seq == 120
+    await window.open(BOB, last_read_seq=500, unread=0)
+    assert window.found_seq is None

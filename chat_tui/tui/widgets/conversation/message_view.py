@@ -3,8 +3,9 @@
 The widget scrolls, follows the newest message (tail mode), selects, draws the
 unread divider and reports what was seen. The data and the drawing are elsewhere:
 `MessageWindow` pages the conversation in from a `HistorySource` (and, past the
-oldest cached message, has an `OlderHistory` fill the cache), `LineLayout` says
-what is on each line, and `MessageRenderer` draws a message. Only the window is in
+oldest cached message, has an `OlderHistory` fill the cache), says when a page is
+wanted and which message was opened at; `LineLayout` says what is on each line, and
+`MessageRenderer` draws a message. Only the window is in
 memory and only what is on screen is rendered, so a 100,000-message conversation
 costs what one page does.
 
@@ -41,6 +42,7 @@ from chat_tui.tui.widgets.conversation.message_window import (
     PAGE,
     MessageWindow,
     OlderHistory,
+    OlderHistoryFailed,
 )
 
 __all__ = ["MAX_WINDOW", "PAGE", "MessageView"]
@@ -124,8 +126,6 @@ class MessageView(ScrollView, can_focus=True):
         super().__init__(id=id)
         self._window = MessageWindow(history, older)
         self._zone = zone
-        self._found_seq: int | None = None
-        """The message opened at (a search result), highlighted until the next open."""
         self.conversation: Conversation | None = None
         """The conversation shown, or being opened."""
         self._divider_seq: int | None = None
@@ -169,10 +169,7 @@ class MessageView(ScrollView, can_focus=True):
     @property
     def found_message(self) -> StoredMessage | None:
         """The highlighted message the view was opened at, while it is in the window."""
-        if self._found_seq is None:
-            return None
-        position = self._window.position_of(self._found_seq)
-        return None if position is None else self._window.messages[position]
+        return self._window.found
 
     @property
     def selected_message(self) -> StoredMessage | None:
@@ -190,7 +187,6 @@ class MessageView(ScrollView, can_focus=True):
         """Show `conversation` from a little above the message `seq`, highlighted and
         selected."""
         self._opening(conversation, last_read_seq)
-        self._found_seq = seq
         self._selected_seq = seq
         await self._wait_open(self._open_page_at(conversation, seq))
 
@@ -206,7 +202,6 @@ class MessageView(ScrollView, can_focus=True):
     def _opening(self, conversation: Conversation, last_read_seq: int) -> None:
         self.conversation = conversation
         self._selected_seq = None
-        self._found_seq = None
         self._pending = 0
         self._last_seen = last_read_seq
         # A page being read for the window that is going away must not land in the new one.
@@ -417,19 +412,17 @@ class MessageView(ScrollView, can_focus=True):
             self.tail = False
         if self.tail and self._pending:
             self._set_pending(0)
-        if not window.loading:
-            near_top = self.scroll_offset.y < PREFETCH_LINES
-            if near_top and (window.has_older or (moved_up and window.may_fill_older)):
-                self._load_older()
-            elif not window.at_newest and self.scroll_offset.y > self.max_scroll_y - PREFETCH_LINES:
-                self._load_newer()
+        top = self.scroll_offset.y
+        if top < PREFETCH_LINES and window.wants_older(asked=moved_up):
+            self._load_older()
+        elif window.wants_newer and top > self.max_scroll_y - PREFETCH_LINES:
+            self._load_newer()
         self.report_seen()
 
     def _tried_to_go_above(self) -> None:
         """The user asked for what is above the top (a wheel turn, Up on the first
         message), where no scroll happens: fetch older history if there may be some."""
-        window = self._window
-        if not window.loading and (window.has_older or window.may_fill_older):
+        if self._window.wants_older(asked=True):
             self._load_older()
 
     def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
@@ -445,22 +438,13 @@ class MessageView(ScrollView, can_focus=True):
 
     @work(exclusive=True, group="paging")
     async def _load_older(self) -> None:
-        window = self._window
-        if window.has_older and await window.load_older():
-            self._show_merged_page()
-            return
-        # The cache has nothing older (it may have found that out just now).
-        if not window.may_fill_older:
-            return
-        self.refresh()  # the top line says "loading older messages" meanwhile
         try:
-            filled = await window.fill_older()
-        except Exception as error:
-            self.post_message(self.OlderFailed(error))
+            # While the archive is asked, the top line says "loading older messages".
+            merged = await self._window.page_older(fetching=self.refresh)
+        except OlderHistoryFailed as failed:
+            self.post_message(self.OlderFailed(failed.error))
             return
-        finally:
-            self.refresh()
-        if filled and await window.load_older():
+        if merged:
             self._show_merged_page()
 
     @work(exclusive=True, group="paging")
@@ -514,7 +498,7 @@ class MessageView(ScrollView, can_focus=True):
             style = base
             if line.message == self._selected_position() and self.has_focus:
                 style = base + self.get_component_rich_style("message-view--selected")
-            elif message.seq == self._found_seq:
+            elif message.seq == self._window.found_seq:
                 style = base + self.get_component_rich_style("message-view--found")
             strip = strip.apply_style(style)
         elif line.kind == "day":

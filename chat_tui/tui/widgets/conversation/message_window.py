@@ -3,14 +3,16 @@
 At most `MAX_WINDOW` messages, contiguous and in seq order: a page merges only onto
 the edge it was read for, and the far edge is trimmed. Past the oldest cached message
 an `OlderHistory` (the archive, through the core) may fill the cache with older ones,
-which then page in like the rest. Plain Python, no screen.
+which then page in like the rest (`page_older`). The window also says when a page is
+wanted, and remembers the message it was opened at (a search result, highlighted).
+Plain Python, no screen.
 """
 
 from __future__ import annotations
 
 import bisect
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from chat_tui.core.cache_view import HistorySource
@@ -36,6 +38,14 @@ class OlderHistory(Protocol):
         ...
 
 
+class OlderHistoryFailed(Exception):
+    """Older history could not be fetched into the cache: `error` says why."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class MessageWindow:
     """A contiguous run of one conversation's messages, oldest first."""
 
@@ -54,9 +64,18 @@ class MessageWindow:
         """Whether older history is being fetched into the cache (`loading` too)."""
         self.at_beginning = False
         """Whether nothing older than the cache's oldest exists, or none can be had."""
+        self.found_seq: int | None = None
+        """The message the window was opened at (a search result), until the next open."""
+
+    @property
+    def found(self) -> StoredMessage | None:
+        """The message the window was opened at, while it is in the window."""
+        position = None if self.found_seq is None else self.position_of(self.found_seq)
+        return None if position is None else self.messages[position]
 
     async def open(self, conversation: Conversation, last_read_seq: int, unread: int) -> None:
         """The newest page of `conversation`, or the page around its first unread."""
+        self.found_seq = None
         if unread > PAGE - CONTEXT_BEFORE_UNREAD:
             before = await self._source.history(
                 conversation, before_seq=last_read_seq + 1, limit=CONTEXT_BEFORE_UNREAD
@@ -69,7 +88,8 @@ class MessageWindow:
             await self.reload_newest(conversation)
 
     async def open_at(self, conversation: Conversation, seq: int) -> None:
-        """The page that starts a little above the message `seq`."""
+        """The page that starts a little above the message `seq`, which is `found`."""
+        self.found_seq = seq
         before = await self._source.history(
             conversation, before_seq=seq, limit=CONTEXT_BEFORE_FOUND
         )
@@ -100,6 +120,38 @@ class MessageWindow:
             del self.messages[-overflow:]
             self.at_newest = False
         return True
+
+    def wants_older(self, *, asked: bool) -> bool:
+        """Whether to page older now that the viewport is near the top: from the cache
+        whenever it has more, from the archive only when the user `asked` (scrolled up,
+        or tried to go above the first message)."""
+        if self.loading:
+            return False
+        return self.has_older or (asked and self.may_fill_older)
+
+    @property
+    def wants_newer(self) -> bool:
+        """Whether a page after the window's newest exists and none is being read."""
+        return not self.loading and not self.at_newest
+
+    async def page_older(self, fetching: Callable[[], object] = lambda: None) -> bool:
+        """Merge the cache's page before the window; past the cache's oldest, have the
+        `OlderHistory` fill the cache first. `fetching` is called as that fetch starts
+        and as it ends (a screen says so meanwhile). Whether a page merged; a failed
+        fetch raises `OlderHistoryFailed`."""
+        if self.has_older and await self.load_older():
+            return True
+        # The cache has nothing older (it may have found that out just now).
+        if not self.may_fill_older:
+            return False
+        fetching()
+        try:
+            filled = await self.fill_older()
+        except Exception as error:
+            raise OlderHistoryFailed(error) from error
+        finally:
+            fetching()
+        return filled and await self.load_older()
 
     @property
     def may_fill_older(self) -> bool:
