@@ -16,11 +16,12 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from chat_tui.backoff import Backoff
-from chat_tui.core.acking import ack_all, reject, requeue
+from chat_tui.core.acking import ack_all, requeue
+from chat_tui.core.batch_sorting import UnverifiedSenderError, sort_batch
 from chat_tui.core.batching import Batcher
-from chat_tui.core.receiver import UnverifiedSenderError
 from chat_tui.core.sender_checks import chat_sender_problem
 from chat_tui.protocol.models import MalformedMessageError, SendMessage, UnknownMessage, decode
 from chat_tui.protocol.names import group_key, user_key
@@ -124,29 +125,11 @@ class ArchiveIntake:
 
     async def take(self, batch: list[Delivery]) -> None:
         """Dead-letter what is invalid, store the rest in one transaction, then ack."""
-        valid: list[SendMessage] = []
-        settled: list[Delivery] = []
-        for delivery in batch:
-            try:
-                checked = validate_archived(delivery, verify_senders=self.verify_senders)
-            except MalformedMessageError as exc:
-                self.counters.rejected += 1
-                if isinstance(exc, UnverifiedSenderError):
-                    self.counters.unverified += 1
-                log.warning("dead-lettering an invalid delivery: %s", exc)
-                await reject(delivery)
-                continue
-            if isinstance(checked, UnknownMessage):
-                self.counters.unknown_types += 1
-                log.info(
-                    "ignoring a %s message of protocol version %d",
-                    checked.type,
-                    checked.protocol_version,
-                )
-            else:
-                valid.append(checked)
-            settled.append(delivery)
-        if valid:
+        validate = partial(validate_archived, verify_senders=self.verify_senders)
+        sorted_batch = await sort_batch(batch, validate, self.counters, log)
+        settled = sorted_batch.settled
+        if sorted_batch.valid:
+            valid = sorted_batch.messages
             try:
                 new = await self.store(valid)
             except Exception as exc:

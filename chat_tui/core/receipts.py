@@ -9,9 +9,11 @@ recipients), and a later protocol version's message."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from chat_tui.backoff import Backoff
-from chat_tui.core.acking import ack_all, reject, requeue
+from chat_tui.core.acking import ack_all, requeue
+from chat_tui.core.batch_sorting import sort_batch
 from chat_tui.core.batching import Batcher
 from chat_tui.core.sender_checks import receipt_recipient_problem, receipt_sender_problem
 from chat_tui.core.sink import Sink
@@ -21,6 +23,18 @@ from chat_tui.store import Store
 from chat_tui.transport.consumers import Delivery
 
 log = logging.getLogger(__name__)
+
+
+def validate_receipt(delivery: Delivery, me: str) -> ReceiveMessage | UnknownMessage:
+    """A receipt, a later version's message to ignore, or MalformedMessageError."""
+    decoded = decode(delivery.body)
+    if isinstance(decoded, UnknownMessage):
+        return decoded
+    if not isinstance(decoded, ReceiveMessage):
+        raise MalformedMessageError(f"{decoded.type} in a receipts queue")
+    if delivery.routing_key != receipt_key(me):
+        raise MalformedMessageError(f"receipt routed as {delivery.routing_key!r}")
+    return decoded
 
 
 class ReceiptIntake:
@@ -53,32 +67,17 @@ class ReceiptIntake:
                 self.sink.problem(f"processing receipts failed, they will be redelivered: {exc}")
 
     async def process(self, batch: list[Delivery]) -> None:
+        validate = partial(validate_receipt, me=self.store.me)
+        sorted_batch = await sort_batch(batch, validate, self, log, what="receipt")
         receipts: list[ReceiveMessage] = []
-        settled: list[Delivery] = []
-        for delivery in batch:
-            try:
-                decoded = decode(delivery.body)
-                if isinstance(decoded, UnknownMessage):
-                    self.unknown_types += 1
-                    log.info("ignoring a %s message in the receipts queue", decoded.type)
-                    settled.append(delivery)
-                    continue
-                if not isinstance(decoded, ReceiveMessage):
-                    raise MalformedMessageError(f"{decoded.type} in a receipts queue")
-                if delivery.routing_key != receipt_key(self.store.me):
-                    raise MalformedMessageError(f"receipt routed as {delivery.routing_key!r}")
-            except MalformedMessageError as exc:
-                self.rejected += 1
-                log.warning("dead-lettering an invalid receipt: %s", exc)
-                await reject(delivery)
-                continue
-            settled.append(delivery)
+        for delivery, receipt in sorted_batch.valid:
             if self.verify_senders and (
-                problem := receipt_sender_problem(delivery.user_id, decoded)
+                problem := receipt_sender_problem(delivery.user_id, receipt)
             ):
                 self._ignore(problem)
                 continue
-            receipts.append(decoded)
+            receipts.append(receipt)
+        settled = sorted_batch.settled
         if not settled:
             return
         try:

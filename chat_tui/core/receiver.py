@@ -13,9 +13,11 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from chat_tui.backoff import Backoff
-from chat_tui.core.acking import ack_all, reject, requeue
+from chat_tui.core.acking import ack_all, requeue
+from chat_tui.core.batch_sorting import UnverifiedSenderError, sort_batch
 from chat_tui.core.batching import Batcher
 from chat_tui.core.sender_checks import chat_sender_problem
 from chat_tui.core.sink import Sink
@@ -43,11 +45,6 @@ class ReceiveCounters:
     unknown_types: int = 0
     """Acked and ignored: a later protocol version's message type."""
     failures: int = 0
-
-
-class UnverifiedSenderError(MalformedMessageError):
-    """A well-formed message that does not come from the sender it names; dead-lettered
-    like a malformed one."""
 
 
 def validate_delivery(
@@ -180,43 +177,16 @@ class InboxPipeline:
     async def receive(self, batch: list[Delivery]) -> Settlement | None:
         """Stage one: dead-letter invalid deliveries, store the rest without the fsync,
         and show them. None if nothing is left to settle."""
-        valid: list[tuple[Delivery, SendMessage]] = []
-        # Acked with the batch, in order: an ack of its own would cover (`multiple`) the
-        # tags of the batch before, which may still wait for its fsync.
-        ignored: list[Delivery] = []
-        # What the batch settles, in arrival order: the ack goes through the last one.
-        kept: list[Delivery] = []
-        for delivery in batch:
-            try:
-                checked = validate_delivery(
-                    delivery, self.store.me, verify_senders=self.verify_senders
-                )
-            except MalformedMessageError as exc:
-                self.counters.rejected += 1
-                if isinstance(exc, UnverifiedSenderError):
-                    self.counters.unverified += 1
-                log.warning("dead-lettering an invalid delivery: %s", exc)
-                await reject(delivery)
-                continue
-            if isinstance(checked, UnknownMessage):
-                self.counters.unknown_types += 1
-                log.info(
-                    "ignoring a %s message of protocol version %d",
-                    checked.type,
-                    checked.protocol_version,
-                )
-                ignored.append(delivery)
-            else:
-                valid.append((delivery, checked))
-            kept.append(delivery)
-        if not valid:
-            return self._settle_ignored(ignored)
-        deliveries = kept
+        validate = partial(validate_delivery, me=self.store.me, verify_senders=self.verify_senders)
+        sorted_batch = await sort_batch(batch, validate, self.counters, log)
+        deliveries = sorted_batch.settled
+        if not sorted_batch.valid:
+            return self._settle_ignored(deliveries)
         try:
             # Committed without the fsync: a process that dies after this loses nothing,
             # the commit is in the OS and the broker still holds the unacked deliveries.
             result = await self.store.store_incoming(
-                [message for _, message in valid],
+                sorted_batch.messages,
                 send_delivered=self.send_delivered,
                 durable=False,
             )
