@@ -29,6 +29,7 @@ class UnreadCounts:
         self._unsaved_reads: dict[Conversation, int] = {}
         self._reloading = False
         self._shown_during_reload: list[StoredMessage] = []
+        self._opened_dms: set[Conversation] = set()
 
     def count(self, messages: Sequence[StoredMessage]) -> None:
         """Messages the store just took in (each counted once, by seq)."""
@@ -80,6 +81,13 @@ class UnreadCounts:
         if conversation not in self.summaries:
             self.summaries[conversation] = empty_summary(conversation)
 
+    def opened(self, conversation: Conversation) -> None:
+        """The user opened `conversation`: list it at once, and a DM for the rest of the
+        session (opened with /dm, nothing said yet, the store has no row for it)."""
+        self.ensure(conversation)
+        if conversation.kind == "dm":
+            self._opened_dms.add(conversation)
+
     def reloading(self) -> None:
         """A read of the store starts: remember what is shown until it ends."""
         self._reloading = True
@@ -95,3 +103,5 @@ class UnreadCounts:
         self._count(shown)
         for conversation, seq in self._unsaved_reads.items():
             self._read(conversation, seq)
+        for conversation in self._opened_dms:
+            self.ensure(conversation)

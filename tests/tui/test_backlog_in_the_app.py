@@ -149,6 +149,19 @@ def test_unread_counts_add_up_batches_and_reads_between_reads_of_the_store() -> 
     assert counts.take_reads() == {team: 13}
 
 
+def test_a_dm_opened_this_session_stays_listed_when_the_store_has_no_row_for_it() -> None:
+    team = Conversation.group("team")
+    carol, dave = Conversation.dm("carol"), Conversation.dm("dave")
+    counts = UnreadCounts()
+    counts.opened(carol)  # /dm carol, nothing said yet
+    counts.opened(team)
+    assert set(counts.summaries) == {carol, team}
+    counts.reloaded([ConversationSummary(dave, 0, 0, 3, False, None)])
+    # The group the store no longer lists (left) goes; the DM stays for the session.
+    assert set(counts.summaries) == {dave, carol}
+    assert counts.summaries[carol].unread_count == 0
+
+
 async def test_row_counts_match_what_is_rendered(offline_settings: Settings) -> None:
     # The layout counts rows without rendering when it can; render_line relies on that count.
     app = ChatApp(offline_settings, connect=False, open_conversation="dm:bob", zone=UTC)

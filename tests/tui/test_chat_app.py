@@ -24,6 +24,7 @@ from chat_tui.tui.app import ChatApp
 from chat_tui.tui.demo import BOT_NAMES, LOBBY
 from chat_tui.tui.screens.details_screen import DetailsScreen
 from chat_tui.tui.screens.help_screen import HelpScreen
+from chat_tui.tui.screens.switcher_screen import switcher_candidates
 from chat_tui.tui.slash_commands import SLASH_COMMANDS
 from chat_tui.tui.widgets.conversation.message_view import MAX_WINDOW, PAGE, MessageView
 from tests.conftest import Deployment, RecordingSink, eventually
@@ -369,6 +370,13 @@ async def test_keys_move_between_conversations(sample_settings: Settings) -> Non
         assert not screen.sidebar.display
         await pilot.press("ctrl+b")
         assert screen.sidebar.display
+
+
+def test_the_switcher_offers_the_listed_conversations_then_a_dm_with_each_other_user() -> None:
+    listed = [Conversation.group("lobby"), Conversation.dm("bob")]
+    candidates = switcher_candidates(listed, ["alice", "bob", "carol"], "alice")
+    assert candidates == [*listed, Conversation.dm("carol")]
+    assert listed == [Conversation.group("lobby"), Conversation.dm("bob")]
 
 
 async def test_theme_and_open_conversation_are_remembered(sample_settings: Settings) -> None:

@@ -1,10 +1,11 @@
 """The main screen: header, conversation list, the open conversation and the composer.
 
-Some 470 lines: the bindings and the one flow between the widgets and the core, which
-now includes opening a search result (fetched from the archive first if need be). What
-each slash command does is in `slash_dispatch.py`, the cache syncs in `read_sync.py`,
-the order of the conversation list in the sidebar's module, the search itself in
-`search_screen.py`.
+Over 400 lines: the bindings and the one flow between the widgets and the core, which
+includes opening a search result (fetched from the archive first if need be). What
+each slash command does is in `slash_dispatch.py`, what Enter typed (a command or a
+message) in the composer's module, the cache syncs in `read_sync.py` and the counts
+in `unread_counts.py`, the order of the conversation list in the sidebar's module,
+the switcher's candidates and the search itself in their screens.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Footer
 
 from chat_tui.core.client import ChatClient
 from chat_tui.core.errors import ArchiveUnavailableError, ChatError
@@ -32,12 +33,13 @@ from chat_tui.tui.read_sync import ReadSync
 from chat_tui.tui.screens.details_screen import DetailsScreen, details_text
 from chat_tui.tui.screens.help_screen import HelpScreen, HelpSection
 from chat_tui.tui.screens.search_screen import SearchScreen
-from chat_tui.tui.screens.switcher_screen import SwitcherScreen
-from chat_tui.tui.slash_commands import SlashCommand, SlashCommandError, parse, unescape
+from chat_tui.tui.screens.switcher_screen import SwitcherScreen, switcher_candidates
+from chat_tui.tui.slash_commands import SlashCommand
 from chat_tui.tui.slash_dispatch import run_slash_command
 from chat_tui.tui.unread_counts import UnreadCounts
-from chat_tui.tui.widgets.conversation.composer import Composer, size_error
+from chat_tui.tui.widgets.conversation.composer import Composer, ComposerArea
 from chat_tui.tui.widgets.conversation.message_view import MessageView
+from chat_tui.tui.widgets.conversation.pending import PendingNotice
 from chat_tui.tui.widgets.conversation.title import ConversationTitle
 from chat_tui.tui.widgets.header import StatusHeader
 from chat_tui.tui.widgets.sidebar import ConversationList, conversation_after, next_unread
@@ -85,18 +87,6 @@ class MainScreen(Screen[None]):
 
     DEFAULT_CSS = """
     MainScreen #conversation { width: 1fr; }
-    MainScreen #pending {
-        height: 1;
-        display: none;
-        background: $warning 30%;
-        text-align: center;
-    }
-    MainScreen #composer-error {
-        height: auto;
-        display: none;
-        color: $error;
-        padding: 0 1;
-    }
     """
 
     def __init__(
@@ -114,7 +104,6 @@ class MainScreen(Screen[None]):
         self.help_sections = help_sections
         self.current: Conversation | None = None
         self.unread_counts = UnreadCounts()
-        self._opened_this_session: set[Conversation] = set()
         self.read_sync = ReadSync(
             self._save_unsaved_reads,
             self._reload_counts,
@@ -135,10 +124,8 @@ class MainScreen(Screen[None]):
             with Vertical(id="conversation"):
                 yield ConversationTitle(id="title")
                 yield MessageView(self.client.cache, self.zone, older=self.client, id="messages")
-                yield Static(id="pending", markup=False)
-                yield Composer(id="composer")
-                # Errors can quote what the user typed: never markup.
-                yield Static(id="composer-error", markup=False)
+                yield PendingNotice(id="pending")
+                yield ComposerArea()
         yield Footer()
 
     @property
@@ -159,8 +146,7 @@ class MainScreen(Screen[None]):
         target = self.first_conversation or await self._remembered_conversation()
         if target is None:
             order = self.sidebar.order
-            with_unread = [c for c in order if self.summaries[c].unread_count]
-            target = next(iter(with_unread or order), None)
+            target = next_unread(order, None, self.summaries) or next(iter(order), None)
         if target is not None:
             await self.open_conversation(target)
         else:
@@ -239,10 +225,6 @@ class MainScreen(Screen[None]):
             summaries = await self.client.cache.conversations()
         finally:
             self.unread_counts.reloaded(summaries)
-        for opened in self._opened_this_session:
-            if opened.kind == "dm":
-                # Opened with /dm but nothing said yet: still list it for this session.
-                self.unread_counts.ensure(opened)
         self._draw_sidebar()
 
     def _draw_sidebar(self) -> None:
@@ -262,7 +244,6 @@ class MainScreen(Screen[None]):
         """Show a conversation; only its newest page (or the page at the first unread, or
         the one at the message `at_seq`, highlighted) is read."""
         self.current = conversation
-        self._opened_this_session.add(conversation)
         self._show_composer_error(None)
         summary = self.summaries.get(conversation)
         self.composer.placeholder = f"Message {conversation}"
@@ -275,7 +256,7 @@ class MainScreen(Screen[None]):
             await self.view.open_at(conversation, at_seq, last_read_seq)
         await self._refresh_title()
         # The highlight moves at once; counts follow when the messages are marked read.
-        self.unread_counts.ensure(conversation)
+        self.unread_counts.opened(conversation)
         self._draw_sidebar()
         self._remember_open(conversation)
 
@@ -310,10 +291,7 @@ class MainScreen(Screen[None]):
 
     @on(MessageView.PendingChanged)
     def _pending_changed(self, event: MessageView.PendingChanged) -> None:
-        pending = self.query_one("#pending", Static)
-        pending.display = event.count > 0
-        plural = "s" if event.count != 1 else ""
-        pending.update(f"▼ {event.count} new message{plural} · End to jump to the newest")
+        self.query_one(PendingNotice).show(event.count)
 
     @on(MessageView.OlderFailed)
     def _older_failed(self, event: MessageView.OlderFailed) -> None:
@@ -335,34 +313,22 @@ class MainScreen(Screen[None]):
     def _jump_to_newest(self) -> None:
         self.view.action_jump_to_newest()
 
-    @on(Composer.Submitted)
-    async def _submitted(self, event: Composer.Submitted) -> None:
-        text = event.text
-        self._show_composer_error(None)
-        if not text.strip():
-            return
-        try:
-            command = parse(text)
-        except SlashCommandError as exc:
-            self._show_composer_error(str(exc))
-            return
-        if command is not None:
-            self.composer.clear()
-            self.run_slash(command)
-            return
-        await self.send(unescape(text))
+    @on(ComposerArea.CommandTyped)
+    def _command_typed(self, event: ComposerArea.CommandTyped) -> None:
+        self.run_slash(event.command)
+
+    @on(ComposerArea.MessageTyped)
+    async def _message_typed(self, event: ComposerArea.MessageTyped) -> None:
+        await self.send(event.text)
 
     async def send(self, text: str) -> None:
         """Send `text` to the open conversation, or explain under the composer why not."""
-        error = size_error(text)
-        if error is None and self.current is None:
-            error = "No conversation is open: /join GROUP or /dm USER first."
-        if error is not None:
-            self._show_composer_error(error)
+        current = self.current
+        if current is None:
+            self._show_composer_error("No conversation is open: /join GROUP or /dm USER first.")
             return
-        assert self.current is not None
         try:
-            stored = await self.client.send(self.current, text)
+            stored = await self.client.send(current, text)
         except ChatError as exc:
             self._show_composer_error(str(exc))
             return
@@ -372,9 +338,7 @@ class MainScreen(Screen[None]):
         await self.refresh_sidebar()
 
     def _show_composer_error(self, text: str | None) -> None:
-        label = self.query_one("#composer-error", Static)
-        label.display = bool(text)
-        label.update(text or "")
+        self.query_one(ComposerArea).show_error(text)
 
     def _app_focus_changed(self, focused: bool) -> None:
         if focused:
@@ -401,11 +365,9 @@ class MainScreen(Screen[None]):
         self._add_switcher_candidates(candidates)
 
     @work(group="switcher")
-    async def _add_switcher_candidates(self, candidates: list[Conversation]) -> None:
-        for user in await self.client.cache.users():
-            conversation = Conversation.dm(user)
-            if user != self.client.me and conversation not in candidates:
-                candidates.append(conversation)
+    async def _add_switcher_candidates(self, listed: list[Conversation]) -> None:
+        users = await self.client.cache.users()
+        candidates = switcher_candidates(listed, users, self.client.me)
         choice = await self.app.push_screen_wait(SwitcherScreen(candidates))
         if choice is not None:
             await self.open_conversation(choice)

@@ -18,6 +18,18 @@ from textual.widgets.option_list import Option
 from chat_tui.protocol.conversations import Conversation
 
 
+def switcher_candidates(
+    listed: Sequence[Conversation], users: Sequence[str], me: str
+) -> list[Conversation]:
+    """The conversations listed, then a DM with each other user not among them."""
+    candidates = list(listed)
+    for user in users:
+        conversation = Conversation.dm(user)
+        if user != me and conversation not in candidates:
+            candidates.append(conversation)
+    return candidates
+
+
 def ranked(candidates: Sequence[Conversation], query: str) -> list[Conversation]:
     """Candidates that match `query` fuzzily, best first (all of them for no query)."""
     if not query:

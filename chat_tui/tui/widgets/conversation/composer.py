@@ -1,16 +1,21 @@
-"""The composer: a multi-line TextArea where Enter sends and Ctrl+J adds a line."""
+"""The composer area: a multi-line TextArea where Enter sends and Ctrl+J adds a line, the
+line under it that says why what was typed was not sent, and what Enter typed: a slash
+command or a message (`slash_commands.py` parses it; the screen carries it out)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
 
-from textual import events
+from textual import events, on
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import Vertical
 from textual.message import Message
-from textual.widgets import TextArea
+from textual.widgets import Static, TextArea
 
 from chat_tui.protocol.models import MAX_CONTENT_BYTES
+from chat_tui.tui.slash_commands import SlashCommand, SlashCommandError, parse, unescape
 
 
 def size_error(text: str) -> str | None:
@@ -97,3 +102,77 @@ class Composer(TextArea):
         if not self.text and self.last_sent:
             self.load_text(self.last_sent)
             self.move_cursor(self.document.end)
+
+
+class ComposerError(Static):
+    """Hidden until `show()` is given a text."""
+
+    DEFAULT_CSS = """
+    ComposerError {
+        height: auto;
+        display: none;
+        color: $error;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        # Errors can quote what the user typed: never markup.
+        super().__init__(id=id, markup=False)
+
+    def show(self, text: str | None) -> None:
+        self.display = bool(text)
+        self.update(text or "")
+
+
+class ComposerArea(Vertical):
+    """The composer and its error line. Enter posts `CommandTyped` or `MessageTyped`;
+    a line that is neither (blank, an unknown command, too long to send) goes no
+    further."""
+
+    DEFAULT_CSS = """
+    ComposerArea { height: auto; }
+    """
+
+    @dataclass
+    class CommandTyped(Message):
+        """A slash command; the composer has been cleared."""
+
+        command: SlashCommand
+
+    @dataclass
+    class MessageTyped(Message):
+        """Text to send (`//text` already made `/text`); the composer still holds it."""
+
+        text: str
+
+    def compose(self) -> ComposeResult:
+        yield Composer(id="composer")
+        yield ComposerError(id="composer-error")
+
+    def show_error(self, text: str | None) -> None:
+        """Say why what was typed was not sent (None hides the line)."""
+        self.query_one(ComposerError).show(text)
+
+    @on(Composer.Submitted)
+    def _submitted(self, event: Composer.Submitted) -> None:
+        event.stop()
+        text = event.text
+        self.show_error(None)
+        if not text.strip():
+            return
+        try:
+            command = parse(text)
+        except SlashCommandError as exc:
+            self.show_error(str(exc))
+            return
+        if command is not None:
+            event.composer.clear()
+            self.post_message(self.CommandTyped(command))
+            return
+        text = unescape(text)
+        error = size_error(text)
+        if error is not None:
+            self.show_error(error)
+            return
+        self.post_message(self.MessageTyped(text))
