@@ -123,8 +123,9 @@ ATTEMPTS = 3
 
 
 class StalledError(RuntimeError):
-    """A client did not see directory events that the stream holds (see
-    docs/performance.md, "1,000 users": its directory follower can stall)."""
+    """A client did not see directory events that the stream holds. Its follower's loop
+    used to end with a link closed under an ack (docs/performance.md, "1,000 users",
+    fixed in 583581d); the restarts stay, counted, as the check that it does not again."""
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
