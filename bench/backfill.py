@@ -4,7 +4,7 @@ paging all of them into the cache (`python -m bench.backfill [--messages N] [--r
 The archive runs as its own process (`chat-tui archive`, SQLite), its database filled
 beforehand through the archive's own `store`. Each run is a new member, bob, with an
 empty cache: the time from calling `join_group("big")` until the cache holds every
-message, through `ChatClient.load_older` pages of 200 (the protocol's largest).
+message, through `ChatClient.history.load_older` pages of 200 (the protocol's largest).
 
 Beside it, in the same run:
 - the cache's share alone: `Store.store_archived` of the same messages in pages of 200,
@@ -133,7 +133,7 @@ async def one_member(deployment: BenchDeployment, run: int, count: int) -> float
     started = time.perf_counter()
     await client.join_group(BIG.name)
     await asyncio.wait_for(sink.first.wait(), 30)
-    while await client.load_older(BIG, limit=PAGE):
+    while await client.history.load_older(BIG, limit=PAGE):
         pass
     elapsed = time.perf_counter() - started
     cached = await client.store.message_count(BIG)

@@ -156,7 +156,7 @@ async def group_action(settings: Settings, args: argparse.Namespace) -> int:
         await action(args.group)
         if args.command == "join":
             # The group's earlier messages come into the cache, for `history` to show.
-            await client.wait_joined_history(args.group, client.settings.archive_timeout * 2)
+            await client.history.wait_joined(args.group, client.settings.archive_timeout * 2)
         await _finish(client)
         past = {"create": "created", "join": "joined", "leave": "left"}[args.command]
         print(f"{past} {args.group.removeprefix('#')}")
@@ -218,7 +218,7 @@ async def search(settings: Settings, args: argparse.Namespace) -> int:
     conversation = conversation_of(args) if args.group or args.dm else None
     async with ChatClient(settings, ProblemSink(), receive_messages=False) as client:
         await _connect(client, required=False)
-        outcome = await client.search(args.text, conversation, limit=args.limit)
+        outcome = await client.history.search(args.text, conversation, limit=args.limit)
         for hit in outcome.hits:
             print(hit_as_json(hit) if args.json else hit_as_text(hit))
         if outcome.archive in ("unavailable", "refused"):

@@ -14,15 +14,12 @@ import uuid
 from collections.abc import Sequence
 
 from chat_tui.config import Settings
-from chat_tui.core.archive_client import ArchiveClient
-from chat_tui.core.backfill import Backfill
 from chat_tui.core.background import BackgroundTasks
 from chat_tui.core.cache_policy import cache_of
 from chat_tui.core.cache_view import CacheView
 from chat_tui.core.connector import Connector
 from chat_tui.core.directory import DirectoryFollower
 from chat_tui.core.errors import (
-    ArchiveRefusedError,
     CacheError,
     ChatError,
     InvalidInputError,
@@ -30,12 +27,12 @@ from chat_tui.core.errors import (
     UnknownGroupError,
     UnknownUserError,
 )
-from chat_tui.core.groups import GroupOperations, parse_group_id
+from chat_tui.core.groups import GroupOperations
+from chat_tui.core.history import History
 from chat_tui.core.outbox import OutboxPublisher
 from chat_tui.core.receipts import ReceiptIntake
 from chat_tui.core.receiver import InboxPipeline
 from chat_tui.core.records import StatusChange, StoredMessage
-from chat_tui.core.search import Search, SearchHit, SearchOutcome
 from chat_tui.core.sink import Sink
 from chat_tui.core.status import ClientStatus, StatusBoard
 from chat_tui.protocol.conversations import Conversation
@@ -50,18 +47,10 @@ from chat_tui.protocol.names import Names, directory_user_key
 from chat_tui.store import SendRefused, Store
 from chat_tui.store.database import StoreError
 from chat_tui.store.records import SendRefusal
-from chat_tui.transport.archive_requests import ArchiveRequester
 from chat_tui.transport.connection import InboxAtConnect, Transport
 from chat_tui.transport.link import BrokerLink
 
 log = logging.getLogger(__name__)
-
-FILL_DMS_WITH_AT_MOST = 200
-"""A new device asks for the DM with each user the directory knows, up to this many:
-the archive has no request that lists one's conversations."""
-JOIN_HISTORY_TRIES = 4
-"""A join's history request can reach the archive before it has folded the join from
-the directory, which refuses it; it is asked again this many times, a second apart."""
 
 
 def check_text(text: str) -> str:
@@ -108,28 +97,7 @@ class ChatClient:
             reconnect_interval=settings.reconnect_interval,
         )
         self.transport.on_status = self._status.link_changed
-        # A stand-in transport (tests of the core alone) has no channel an archive could
-        # answer on: history and search then use the cache only.
-        self._archive_requests = (
-            ArchiveRequester(
-                self.transport.open_channel,
-                self.names,
-                self.transport.login,
-                confirm_timeout=settings.confirm_timeout,
-            )
-            if isinstance(self.transport, Transport)
-            else None
-        )
-        self.archive = ArchiveClient(
-            self._archive_requests,
-            self.me,
-            timeout=settings.archive_timeout,
-            tell_unavailable=self.sink.archive_unavailable,
-        )
-        self._backfill = Backfill(self._store, self.archive, self.sink.history_filled)
-        self._search = Search(self._store, self.archive if self._archive_requests else None)
         self._cache_was_empty = False
-        self._join_fetches: dict[Conversation, asyncio.Task[None]] = {}
         self.transport.on_reconnected = self._on_reconnected
         self._tasks = BackgroundTasks(self._background_task_failed)
         self._pipelines_running = False
@@ -155,6 +123,16 @@ class ChatClient:
         self.directory = DirectoryFollower(
             self._store, self.sink.directory_changed, verify_senders=settings.accounts_mode
         )
+        self.history = History(
+            settings,
+            self._store,
+            self.transport,
+            self.names,
+            self.sink,
+            self._tasks,
+            wait_directory=self.directory.wait_caught_up,
+        )
+        """Search, older pages and what the archive adds to the cache."""
         self._groups = GroupOperations(
             self.me,
             self._store,
@@ -201,9 +179,7 @@ class ChatClient:
 
     async def stop(self) -> None:
         await self._tasks.stop()
-        self._backfill.close()
-        if self._archive_requests is not None:
-            await self._archive_requests.close()
+        await self.history.close()
         with contextlib.suppress(Exception):
             await self.transport.close()
         await self._store.close()
@@ -231,14 +207,16 @@ class ChatClient:
             # The inbox was gone (deleted, or never kept what came while we were away):
             # what was missed comes from the archive, before anything newer is stored
             # after it.
-            await self._fill_conversations(every_dm=False, timeout=self.archive.timeout * 3)
+            await self.history.fill_conversations(
+                every_dm=False, timeout=self.history.archive.timeout * 3
+            )
         if self.receive_messages:
             await self.transport.consume_inbox(self.inbox.on_delivery)
         if self.receive_messages and first_connect and self._cache_was_empty:
             # A new device: its conversations come from the archive, own messages too. A
             # user whose inbox was made just now is new here, with no DM to look for.
             every_dm = not inbox.created
-            self._tasks.spawn(self._fill_conversations(every_dm=every_dm, timeout=None))
+            self._tasks.spawn(self.history.fill_conversations(every_dm=every_dm, timeout=None))
         self._status.consumers_ready()
         self.outbox.link_restored()
 
@@ -261,19 +239,6 @@ class ChatClient:
 
     async def _on_reconnected(self) -> None:
         self.outbox.link_restored()
-
-    async def _fill_conversations(self, *, every_dm: bool, timeout: float | None) -> None:
-        try:
-            async with asyncio.timeout(timeout):
-                await self.directory.wait_caught_up(10.0)
-                found = {s.conversation for s in await self._store.conversations()}
-                found |= {Conversation.group(g) for g in await self._store.groups_of(self.me)}
-                if every_dm:
-                    others = [u for u in await self._store.users() if u != self.me]
-                    found |= {Conversation.dm(u) for u in others[:FILL_DMS_WITH_AT_MOST]}
-                await self._backfill.fill(sorted(found))
-        except TimeoutError:
-            log.warning("filling the conversations from the archive took over %s s", timeout)
 
     # --- status ----------------------------------------------------------------------
 
@@ -425,57 +390,7 @@ class ChatClient:
         """Join; the group's recent history then comes from the archive in the background
         (`Sink.history_filled`), and a missing archive does not hold the join up."""
         await self._groups.join(group_id)
-        conversation = Conversation.group(parse_group_id(group_id))
-        self._join_fetches[conversation] = self._tasks.spawn(self._fetch_joined(conversation))
-
-    async def wait_joined_history(self, group_id: str, timeout: float | None = None) -> bool:
-        """Wait until the history fetch of a group joined by this client is over (for a
-        command that exits after joining); whether it ended in time."""
-        fetch = self._join_fetches.get(Conversation.group(parse_group_id(group_id)))
-        if fetch is None:
-            return True
-        done, _ = await asyncio.wait({fetch}, timeout=timeout)
-        return bool(done)
-
-    async def _fetch_joined(self, conversation: Conversation) -> None:
-        for attempt in range(JOIN_HISTORY_TRIES):
-            try:
-                await self._backfill.recent(conversation)
-                return
-            except ArchiveRefusedError as exc:
-                if attempt + 1 == JOIN_HISTORY_TRIES:
-                    self.sink.problem(f"no history for {conversation}: {exc}")
-                    return
-                await asyncio.sleep(1.0)
-            except ChatError as exc:
-                log.info("no history for %s: %s", conversation, exc)
-                return
-
-    # --- history and search ----------------------------------------------------------
-
-    async def search(
-        self, text: str, conversation: Conversation | None = None, limit: int = 50
-    ) -> SearchOutcome:
-        """Messages with every word of `text` (plain words: FTS syntax is text), from the
-        cache and the archive at once, one per message, best first. Without the archive's
-        answer the cached hits still come, and the outcome says why."""
-        return await self._search.run(text, conversation, limit)
-
-    async def load_older(self, conversation: Conversation, limit: int = 100) -> int:
-        """Page up to `limit` messages older than the oldest cached one into the cache,
-        below every seq it holds; how many were new, 0 at the beginning. Raises
-        ArchiveUnavailableError or ArchiveRefusedError."""
-        if await self.cache.at_beginning(conversation):
-            return 0
-        return await self._backfill.older(conversation, limit)
-
-    async def open_hit(self, hit: SearchHit) -> StoredMessage:
-        """The message of a search result as cached, paging older history of its
-        conversation in from the archive until it is there."""
-        cached = await self._store.get_message(hit.message_id)
-        if cached is not None:
-            return cached
-        return await self._backfill.until(hit.conversation, hit.message_id)
+        self.history.joined(group_id)
 
     async def leave_group(self, group_id: str) -> None:
         await self._groups.leave(group_id)

@@ -40,7 +40,7 @@ class SearchHit:
     """Plain text around the match."""
     content: str
     in_cache: bool
-    """Open it at once; otherwise `ChatClient.open_hit` brings it into the cache first."""
+    """Open it at once; otherwise `History.open_hit` brings it into the cache first."""
     seq: int | None
     """Its seq in the cache, when it is there."""
 

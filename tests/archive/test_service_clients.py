@@ -36,6 +36,6 @@ async def test_a_newcomer_gets_the_history_and_finds_it_in_search(
         await eventually(carol_has_history, what="carol's cache filled from the archive")
         cached = await carol.cache.history(lobby, limit=100)
         assert [m.content for m in cached] == [f"before carol came, number {n}" for n in range(30)]
-        found = await carol.search("number 17")
+        found = await carol.history.search("number 17")
         assert found.archive == "answered", found.archive_detail
         assert [hit.content for hit in found.hits] == ["before carol came, number 17"]

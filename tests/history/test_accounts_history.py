@@ -39,18 +39,18 @@ async def test_a_joiner_gets_history_and_search_reads_only_ones_own_dms(
     await eventually(lambda: has_group(bob, "lobby"), what="bob to see the lobby")
 
     async def archived() -> bool:
-        words = [await alice.archive.search(w, None, 10) for w in ("welcome", "secret")]
+        words = [await alice.history.archive.search(w, None, 10) for w in ("welcome", "secret")]
         return all(len(found.hits) == 1 for found in words)
 
     await eventually(archived, timeout=15, what="the archive to hold alice's messages")
     await bob.join_group("lobby")
     await eventually(lambda: _texts_are(bob, lobby, ["welcome"]), timeout=15, what="bob's backfill")
-    mine = await bob.search("secret")
+    mine = await bob.history.search("secret")
     assert mine.archive == "answered" and [h.content for h in mine.hits] == ["secret plan"]
-    theirs = await eve.search("secret")
+    theirs = await eve.history.search("secret")
     assert theirs.archive == "answered" and theirs.hits == []
     try:
-        await eve.load_older(lobby)
+        await eve.history.load_older(lobby)
     except ArchiveRefusedError as refused:
         assert "forbidden" in str(refused)
     else:

@@ -49,24 +49,24 @@ async def test_archive_requests_work_again_after_the_link_came_back(
             await alice.wait_sent((await alice.send(LOBBY, line)).message_id, timeout=10)
 
         async def archived() -> bool:
-            return len((await alice.archive.search("before", None, 5)).hits) == 1
+            return len((await alice.history.archive.search("before", None, 5)).hits) == 1
 
         await eventually(archived, timeout=15, what="the archive to hold alice's message")
 
         proxy.partition()
         await eventually(lambda: not alice.online, timeout=15, what="alice to notice the cut")
         started = asyncio.get_running_loop().time()
-        cut_off = await alice.search("before")
+        cut_off = await alice.history.search("before")
         assert cut_off.archive == "unavailable"
         assert [h.content for h in cut_off.hits] == ["before the cut"]  # from the cache
         with pytest.raises(ArchiveUnavailableError):
-            await alice.load_older(LOBBY)
+            await alice.history.load_older(LOBBY)
         assert asyncio.get_running_loop().time() - started < 3  # no timeouts waited out
         assert sink.archive_notices == []  # offline is not "no archive here"
 
         proxy.heal()
         assert await alice.wait_online(30)
-        back = await alice.search("news")
+        back = await alice.history.search("news")
         assert back.archive == "answered" and [h.content for h in back.hits] == ["older news"]
         # A second device of alice's, to see the archive's pages arrive over a new link.
         await alice.stop()

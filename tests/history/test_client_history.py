@@ -35,7 +35,7 @@ async def archived(client: ChatClient, conversation: Conversation, count: int) -
     async def holds() -> bool:
         total, cursor = 0, None
         while True:
-            page = await client.archive.history(conversation, cursor, "older", 200)
+            page = await client.history.archive.history(conversation, cursor, "older", 200)
             total += len(page.messages)
             if page.next_cursor is None or total >= count:
                 return total >= count
@@ -122,7 +122,7 @@ async def test_search_merges_the_cache_and_the_archive_and_opens_an_archived_hit
     await bob.join_group("lobby")
     await eventually(lambda: has_all(bob, LOBBY, 200), what="bob's backfill of 200")
     # bob holds the newest 200; the archive has all 251.
-    outcome = await bob.search("release", limit=100)
+    outcome = await bob.history.search("release", limit=100)
     assert outcome.archive == "answered" and outcome.archive_detail is None
     ids = [hit.message_id for hit in outcome.hits]
     assert len(ids) == len(set(ids)) == 100
@@ -132,20 +132,20 @@ async def test_search_merges_the_cache_and_the_archive_and_opens_an_archived_hit
         hit.conversation == LOBBY and "release" in hit.snippet.lower() for hit in outcome.hits
     )
 
-    friday = await bob.search('"friday', LOBBY)  # FTS syntax is text
+    friday = await bob.history.search('"friday', LOBBY)  # FTS syntax is text
     assert [h.content for h in friday.hits] == ["the release is friday"]
     assert friday.hits[0].in_cache and friday.hits[0].seq is not None
 
-    oldest = await alice.search("note 0")
+    oldest = await alice.history.search("note 0")
     assert oldest.hits and oldest.hits[0].content.startswith("release note 0")
     # For bob "release note 0" is only in the archive: opening it pages it in.
     hit = next(
         h
-        for h in (await bob.search("release note 0", limit=100)).hits
+        for h in (await bob.history.search("release note 0", limit=100)).hits
         if h.content == "release note 0"
     )
     assert not hit.in_cache
-    opened = await bob.open_hit(hit)
+    opened = await bob.history.open_hit(hit)
     assert opened.content == "release note 0"
     window = await bob.cache.around(LOBBY, opened.seq, before=2, after=2)
     assert texts(window) == ["release note 0", "release note 1", "release note 2"]
@@ -162,11 +162,11 @@ async def test_scrolling_up_pages_older_history_until_the_beginning(
     await bob.join_group("lobby")
     await eventually(lambda: has_all(bob, LOBBY, 200), what="bob's backfill")
     oldest = (await bob.cache.history(LOBBY, limit=1000))[0]
-    assert await bob.load_older(LOBBY, limit=20) == 20
+    assert await bob.history.load_older(LOBBY, limit=20) == 20
     page = await bob.cache.history(LOBBY, before_seq=oldest.seq, limit=100)
     assert texts(page) == lines[10:30]
-    assert await bob.load_older(LOBBY, limit=20) == 10
-    assert await bob.load_older(LOBBY) == 0
+    assert await bob.history.load_older(LOBBY, limit=20) == 10
+    assert await bob.history.load_older(LOBBY) == 0
     assert await bob.cache.at_beginning(LOBBY)
     assert texts(await bob.cache.history(LOBBY, limit=1000)) == lines
     assert [n for c, n in sink.filled if c == LOBBY] == [200, 20, 10]
@@ -182,13 +182,13 @@ async def test_without_an_archive_one_notice_and_chatting_goes_on(
     started = asyncio.get_running_loop().time()
     await bob.join_group("lobby")
     with pytest.raises(ArchiveUnavailableError, match="not available on this deployment"):
-        await bob.load_older(LOBBY)
+        await bob.history.load_older(LOBBY)
     assert asyncio.get_running_loop().time() - started < 3  # returned at once, not timed out
-    outcome = await bob.search("archive")
+    outcome = await bob.history.search("archive")
     assert outcome.archive == "unavailable" and outcome.hits == []
     await alice.wait_sent((await alice.send(LOBBY, "still chatting")).message_id, timeout=10)
     await eventually(lambda: "still chatting" in sink.contents(), what="a live message")
-    assert [h.content for h in (await bob.search("chatting")).hits] == ["still chatting"]
+    assert [h.content for h in (await bob.history.search("chatting")).hits] == ["still chatting"]
     assert len(sink.archive_notices) == 1
     assert "not available on this deployment" in sink.archive_notices[0]
     assert sink.problems == []
@@ -203,12 +203,12 @@ async def test_an_archive_that_stopped_answering_times_out_and_chatting_goes_on(
     try:
         bob, sink = await user(deployment, "bob", archive_timeout=1.0)
         started = asyncio.get_running_loop().time()
-        outcome = await bob.search("anything")
+        outcome = await bob.history.search("anything")
         assert outcome.archive == "unavailable"
         assert "did not answer within 1 s" in (outcome.archive_detail or "")
         assert 0.9 < asyncio.get_running_loop().time() - started < 3
         with pytest.raises(ArchiveUnavailableError):
-            await bob.load_older(Conversation.dm("alice"))
+            await bob.history.load_older(Conversation.dm("alice"))
         assert len(sink.archive_notices) == 1
     finally:
         for client in deployment.clients:
@@ -223,7 +223,7 @@ async def test_a_refusal_is_surfaced_with_the_archives_reason(
     await lobby_with(deployment, "members only")
     mallory, sink = await user(deployment, "mallory")
     with pytest.raises(ArchiveRefusedError, match="forbidden"):
-        await mallory.load_older(LOBBY)
+        await mallory.history.load_older(LOBBY)
     assert sink.archive_notices == []  # the archive is there; it said no
     assert await mallory.cache.history(LOBBY) == []
 
@@ -232,15 +232,15 @@ async def test_the_requester_asks_again_after_its_channel_was_closed(
     deployment: Deployment, archive: RunningArchive
 ) -> None:
     alice = await lobby_with(deployment, "before", "after")
-    assert len((await alice.search("before")).hits) == 1
+    assert len((await alice.history.search("before")).hits) == 1
     # A channel error closes the archive channel; aio-pika reopens it, and the next
     # request must consume direct reply-to again on the new one.
-    requester = alice._archive_requests
+    requester = alice.history._requests
     assert requester is not None and requester._channel is not None
     underlay = await requester._channel.get_underlay_channel()
     with pytest.raises(ChannelNotFoundEntity):
         await underlay.exchange_declare("no.such.exchange", passive=True)
-    outcome = await alice.search("after")
+    outcome = await alice.history.search("after")
     assert outcome.archive == "answered" and [h.content for h in outcome.hits] == ["after"]
 
 

@@ -123,7 +123,9 @@ class MainScreen(Screen[None]):
             yield ConversationList(id="sidebar")
             with Vertical(id="conversation"):
                 yield ConversationTitle(id="title")
-                yield MessageView(self.client.cache, self.zone, older=self.client, id="messages")
+                yield MessageView(
+                    self.client.cache, self.zone, older=self.client.history, id="messages"
+                )
                 yield PendingNotice(id="pending")
                 yield ComposerArea()
         yield Footer()
@@ -380,7 +382,7 @@ class MainScreen(Screen[None]):
 
     @work(group="search")
     async def _search(self, query: str) -> None:
-        screen = SearchScreen(self.client.search, query, self.zone)
+        screen = SearchScreen(self.client.history.search, query, self.zone)
         hit = await self.app.push_screen_wait(screen)
         if hit is not None:
             await self.open_hit(hit)
@@ -394,7 +396,7 @@ class MainScreen(Screen[None]):
                 f"Fetching the message from {hit.conversation}'s history…", timeout=3, markup=False
             )
             try:
-                seq = (await self.client.open_hit(hit)).seq
+                seq = (await self.client.history.open_hit(hit)).seq
             except ChatError as exc:
                 self.notify(str(exc), title="Search", severity="warning", markup=False)
                 return
