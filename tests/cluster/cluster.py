@@ -157,10 +157,14 @@ class Cluster:
         self.base = Path(tempfile.mkdtemp(prefix="chatclu-"))
         self.home = self.base / "home"
         self._write_cookie()
+        self.nodes = self._members(tag)
+
+    def _members(self, tag: str) -> list[ClusterNode]:
+        """The nodes, not started (a cluster in network namespaces makes its own)."""
         names = [f"chatclu-{tag}-{i}@localhost" for i in range(SIZE)]
         ports = distinct_free_ports(2 * SIZE)
         first, last = free_port_range(STREAM_PORTS)
-        self.nodes = [
+        return [
             ClusterNode(
                 name, names, self.home, (ports[2 * i], ports[2 * i + 1]), f"{{{first},{last}}}"
             )

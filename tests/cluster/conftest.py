@@ -55,10 +55,11 @@ def world(cluster: Cluster, tmp_path: Path) -> Iterator[ClusterWorld]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not FORMATION:
+    if not FORMATION and not cluster_world.RESULTS:
         return
     terminalreporter.section("message accounting (cluster scenarios)")
-    terminalreporter.write_line(f"the 3-node cluster formed in {FORMATION[0]:.1f} s")
+    if FORMATION:
+        terminalreporter.write_line(f"the 3-node cluster formed in {FORMATION[0]:.1f} s")
     if cluster_world.RESULTS:
         terminalreporter.write_line(cluster_world.table(cluster_world.RESULTS))
     for entry in cluster_world.RESULTS:
