@@ -60,3 +60,44 @@ async def test_a_failed_task_is_reported() -> None:
     await asyncio.sleep(0)
     assert [str(f) for f in failures] == ["boom"]
     await tasks.stop()
+
+
+async def test_a_lasting_loop_cancelled_by_someone_else_is_reported() -> None:
+    # As aiormq fails an ack's future with CancelledError when its connection closes.
+    failures: list[BaseException] = []
+    tasks = BackgroundTasks(on_failure=failures.append)
+
+    async def follower_loop() -> None:
+        raise asyncio.CancelledError
+
+    task = tasks.spawn(follower_loop(), lasting=True)
+    await asyncio.gather(task, return_exceptions=True)
+    await asyncio.sleep(0)
+    assert [str(f) for f in failures] == [
+        "test_a_lasting_loop_cancelled_by_someone_else_is_reported.<locals>.follower_loop "
+        "was cancelled before the client stopped"
+    ]
+    await tasks.stop()
+
+
+async def test_a_lasting_loop_that_returns_is_reported_but_a_short_task_is_not() -> None:
+    failures: list[BaseException] = []
+    tasks = BackgroundTasks(on_failure=failures.append)
+
+    async def done_at_once() -> None:
+        return None
+
+    short, lasting = tasks.spawn(done_at_once()), tasks.spawn(done_at_once(), lasting=True)
+    await asyncio.gather(short, lasting)
+    await asyncio.sleep(0)
+    assert len(failures) == 1 and "done_at_once returned before" in str(failures[0])
+    await tasks.stop()
+
+
+async def test_stop_cancelling_a_lasting_loop_reports_nothing() -> None:
+    failures: list[BaseException] = []
+    tasks = BackgroundTasks(on_failure=failures.append)
+    tasks.spawn(asyncio.Event().wait(), lasting=True)
+    await asyncio.sleep(0)
+    await tasks.stop()
+    assert failures == []
