@@ -173,7 +173,7 @@ class ChatClient:
         self._cache_was_empty = not await self._store.has_messages()
         self._status.unsent_messages = await self._store.pending_messages()
         self._status.publish()
-        self._tasks.spawn(self.outbox.run())
+        self._tasks.spawn(self.outbox.run(), lasting=True)
         if connect:
             self._tasks.spawn(self._connector.run())
 
@@ -198,10 +198,10 @@ class ChatClient:
         if first_connect:
             # Started before the inbox is consumed: a fill below waits for the directory.
             self._pipelines_running = True
-            self._tasks.spawn(self.directory.run())
-            self._tasks.spawn(self.receipts.run())
+            self._tasks.spawn(self.directory.run(), lasting=True)
+            self._tasks.spawn(self.receipts.run(), lasting=True)
             if self.receive_messages:
-                self._tasks.spawn(self.inbox.run())
+                self._tasks.spawn(self.inbox.run(), lasting=True)
             self._tasks.spawn(self._heal_registration())
         if self.receive_messages and first_connect and inbox.created and not self._cache_was_empty:
             # The inbox was gone (deleted, or never kept what came while we were away):
