@@ -36,7 +36,7 @@ CUT = 1
 """The node the partition cuts off."""
 PARTITION_FAILOVER_GOAL = 1.25 * NET_TICKTIME + 12.5
 """Seconds from the cut until the cut-off node's clients receive and send through the
-majority (12.7 to 15.6 s in six runs here). The cut-off node misses its peers' ticks
+majority (7.7 to 15.6 s in seven runs here). The cut-off node misses its peers' ticks
 within 1.25 net_ticktimes and pauses, closing its clients' connections within about 5 s
 more; the majority elects new leaders of its quorum queues within a second of seeing it
 go, but starts the directory stream's new writer only about 7 s after, and the clients'
