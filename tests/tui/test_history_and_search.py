@@ -9,6 +9,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import aio_pika
@@ -478,6 +479,22 @@ async def test_the_palette_and_help_offer_search_and_it_finds_cached_messages_of
         assert screen.view.found_message.content == "great, I'll push the release notes"
 
 
+async def test_every_footer_key_fits_in_80_columns(sample_settings: Settings) -> None:
+    app = ChatApp(sample_settings, connect=False, zone=UTC, open_conversation="group:lobby")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await main_screen_ready(app)
+        await pilot.pause()
+        keys = sorted(
+            (key.region, " ".join(str(key.render()).split()))
+            for key in app.screen.query("FooterKey")
+        )
+        assert {"^q Quit", "^f Search", "^p palette"} <= {name for _, name in keys}
+        # The palette's key is docked right, over whatever runs under it.
+        overlapping = [(a, b) for (left, a), (right, b) in pairwise(keys) if left.right > right.x]
+        assert overlapping == [], f"covered at 80 columns: {overlapping}"
+        assert keys[-1][0].right <= 80, f"off the edge at 80 columns: {keys[-1][1]}"
+
+
 async def test_the_footer_shows_ctrl_f_for_search_and_help_says_it_whole(
     sample_settings: Settings,
 ) -> None:
@@ -489,8 +506,8 @@ async def test_the_footer_shows_ctrl_f_for_search_and_help_says_it_whole(
         keys = [" ".join(str(key.render()).split()) for key in app.screen.query("FooterKey")]
         # After Go to, as in the binding table; the keys shown before stay shown.
         assert keys == [
-            "⏎ Send", "f1 Help", "^g Go to", "^f Search", "^b Sidebar", "alt+a Next unread",
-            "^q Quit", "^p palette",
+            "⏎ Send", "f1 Help", "^g Go to", "^f Search", "alt+a Next unread", "^q Quit",
+            "^p palette",
         ]  # fmt: skip
         await pilot.press("f1")
         await eventually(lambda: isinstance(app.screen, HelpScreen), what="the help screen")

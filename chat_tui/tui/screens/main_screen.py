@@ -59,7 +59,8 @@ class MainScreen(Screen[None]):
         Binding("ctrl+g", "switcher", "Go to", priority=True),
         # The footer's label is short; the help screen and the footer's tooltip say it whole.
         Binding("ctrl+f", "search", "Search", tooltip="Search messages", priority=True),
-        Binding("ctrl+b", "toggle_sidebar", "Sidebar", priority=True),
+        # Not in the footer: at 80 columns it pushed Quit off the edge (help lists it).
+        Binding("ctrl+b", "toggle_sidebar", "Sidebar", show=False, priority=True),
         Binding("alt+a", "next_unread", "Next unread", priority=True),
         Binding(
             "alt+down,ctrl+pagedown",
