@@ -215,3 +215,11 @@ def test_the_image_runs_the_projects_command_as_a_user_that_is_not_root() -> Non
     }
     assert sources <= allowed, sources - allowed
     assert all((ROOT / source).exists() for source in sources)
+
+
+def test_the_compose_cluster_pauses_a_cut_off_node_as_the_partition_scenario_does() -> None:
+    # tests/cluster/test_partition.py proves the setting; compose's nodes must carry it.
+    conf = (ROOT / "deploy" / "rabbitmq" / "cluster.conf").read_text()
+    settings = [line.split("=", 1) for line in conf.splitlines() if "=" in line]
+    handling = {key.strip(): value.strip() for key, value in settings}
+    assert handling.get("cluster_partition_handling") == "pause_minority"
