@@ -1,8 +1,9 @@
 """Follows the directory stream from its first entry and folds it into the cache.
 
-Stream entries cannot be dead-lettered; an invalid one is counted, logged and skipped,
-and so is, in accounts mode, one that its `user_id` did not publish under its own routing
-key, and, in any mode, a later protocol version's message.
+Batches are sorted by `sort_batch`, as the other pipelines' are, but stream entries
+cannot be dead-lettered: an invalid one is counted, logged and skipped, and so is, in
+accounts mode, one that its `user_id` did not publish under its own routing key, and, in
+any mode, a later protocol version's message.
 A stream gives no end-of-stream signal over AMQP 0-9-1, so "caught up" means: no entry
 arrived for `quiet` seconds.
 """
@@ -13,10 +14,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Protocol
 
 from chat_tui.backoff import Backoff
 from chat_tui.core.acking import ack_all
+from chat_tui.core.batch_sorting import UnverifiedSenderError, sort_batch
 from chat_tui.core.batching import Batcher
 from chat_tui.core.sender_checks import directory_sender_problem
 from chat_tui.protocol.models import DirectoryEvent, MalformedMessageError, UnknownMessage, decode
@@ -34,6 +37,24 @@ class DirectoryFold(Protocol):
         ...
 
 
+def validate_entry(
+    delivery: Delivery, *, verify_senders: bool = False
+) -> DirectoryEvent | UnknownMessage:
+    """A directory event, a later version's message to skip, or MalformedMessageError;
+    with `verify_senders` (accounts mode), `UnverifiedSenderError` for an event that its
+    `user_id` did not publish under its own routing key."""
+    decoded = decode(delivery.body)
+    if isinstance(decoded, UnknownMessage):
+        return decoded
+    if not isinstance(decoded, DirectoryEvent):
+        raise MalformedMessageError(f"{decoded.type} in the directory")
+    if verify_senders and (
+        problem := directory_sender_problem(delivery.user_id, delivery.routing_key, decoded)
+    ):
+        raise UnverifiedSenderError(problem)
+    return decoded
+
+
 class DirectoryFollower:
     def __init__(
         self,
@@ -49,10 +70,10 @@ class DirectoryFollower:
         self.verify_senders = verify_senders
         """Accounts mode: an event counts only from its `user_id`, under its own key."""
         self.batcher: Batcher[Delivery] = Batcher(1000, 0.02)
-        self.invalid = 0
-        """Skipped: malformed."""
+        self.rejected = 0
+        """Skipped: malformed, or failed the sender checks (accounts mode)."""
         self.unverified = 0
-        """Skipped: failed the sender checks (accounts mode)."""
+        """Of those skipped, how many failed the sender checks alone."""
         self.unknown_types = 0
         """Skipped: a later protocol version's message type."""
         self._last_activity: float | None = None  # None: not following yet
@@ -61,6 +82,12 @@ class DirectoryFollower:
         # folded. A delivery alone need not wake the waiters: it only pushes the end of
         # the quiet further out, which they find when their quiet deadline passes.
         self._progress = asyncio.Event()
+
+    @property
+    def invalid(self) -> int:
+        """Skipped: malformed (the rejected ones, less those that failed the sender checks
+        alone)."""
+        return self.rejected - self.unverified
 
     def on_delivery(self, message: Delivery) -> None:
         self._last_activity = asyncio.get_running_loop().time()
@@ -74,37 +101,19 @@ class DirectoryFollower:
     async def run(self) -> None:
         while True:
             batch = await self.batcher.next_batch()
-            events = [e for d in batch if (e := self._event_of(d)) is not None]
-            changed = await self._apply_until_stored(events)
-            # Acks on a stream only grant credit; the entries stay in the stream.
-            await ack_all(batch)
+            validate = partial(validate_entry, verify_senders=self.verify_senders)
+            sorted_batch = await sort_batch(
+                batch, validate, self, log, what="directory entry", dead_letter=False
+            )
+            changed = await self._apply_until_stored(sorted_batch.messages)
+            # Acks on a stream only grant credit; the entries, skipped ones too, stay in
+            # the stream. Without dead-lettering, the whole batch settles.
+            await ack_all(sorted_batch.settled)
             self._pending -= len(batch)
             self._last_activity = asyncio.get_running_loop().time()
             self._progress.set()
             if changed:
                 self.on_change()
-
-    def _event_of(self, delivery: Delivery) -> DirectoryEvent | None:
-        """The event to fold, or None (counted) if the entry is to be skipped."""
-        try:
-            decoded = decode(delivery.body)
-            if not isinstance(decoded, DirectoryEvent | UnknownMessage):
-                raise MalformedMessageError(f"{decoded.type} in the directory")
-        except MalformedMessageError as exc:
-            self.invalid += 1
-            log.warning("skipping an invalid directory entry: %s", exc)
-            return None
-        if isinstance(decoded, UnknownMessage):
-            self.unknown_types += 1
-            log.info("skipping a %s message in the directory", decoded.type)
-            return None
-        if self.verify_senders and (
-            problem := directory_sender_problem(delivery.user_id, delivery.routing_key, decoded)
-        ):
-            self.unverified += 1
-            log.warning("skipping a directory entry: %s", problem)
-            return None
-        return decoded
 
     async def _apply_until_stored(self, events: list[DirectoryEvent]) -> bool:
         # Acking a stream entry only grants credit; a batch that was acked but not folded
