@@ -181,6 +181,9 @@ class MemoryBroker:
         self.nacks_to_come = 0
         """The next publishes the broker nacks: each raises PublishFailed."""
         self.cancels_to_come = 0
+        self.unanswered_consumes: set[str] = set()
+        """Queues whose consume the broker never answers (a busy broker: the real
+        transport gives up after a timeout, and the connector tries again)."""
         """The next publishes cancelled under their caller, as aio-pika cancels those
         waiting for a confirm when their channel closes."""
         self.refused_keys: set[str] = set()
@@ -395,7 +398,10 @@ class MemoryTransport:
         self._consume(self.names.inbox_queue(self.user_id), handler, self.prefetch)
 
     async def consume_receipts(self, handler: DeliveryHandler) -> None:
-        self._consume(self.names.receipts_queue(self.user_id), handler, self.prefetch)
+        queue = self.names.receipts_queue(self.user_id)
+        if queue in self.broker.unanswered_consumes:
+            await asyncio.Event().wait()
+        self._consume(queue, handler, self.prefetch)
 
     async def consume_directory(self, handler: DeliveryHandler) -> None:
         self._consume(self.names.directory_stream, handler, 1000)

@@ -125,6 +125,17 @@ async def test_a_publish_cancelled_under_the_outbox_is_retried_without_an_error(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+async def test_the_directory_is_folded_while_the_rest_of_the_set_up_waits(
+    world: MemoryWorld,
+) -> None:
+    await world.client("alice")
+    world.broker.unanswered_consumes.add(Names(NAMESPACE).receipts_queue("bob"))
+    bob = await world.client("bob", online=False)
+    # The directory is consumed first; its follower must not wait for the consumes after.
+    await eventually(lambda: _knows(bob, "alice"), what="bob folds the directory")
+    assert not bob.online
+
+
 async def test_a_group_reaches_its_members_and_refuses_a_stranger(world: MemoryWorld) -> None:
     alice = await world.client("alice")
     await alice.create_group("team")

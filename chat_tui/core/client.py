@@ -193,17 +193,19 @@ class ChatClient:
         if inbox.created:
             await self._announce("registered")
         self.directory.started()
-        await self.transport.consume_directory(self.directory.on_delivery)
-        await self.transport.consume_receipts(self.receipts.on_delivery)
         first_connect = not self._pipelines_running
         if first_connect:
-            # Started before the inbox is consumed: a fill below waits for the directory.
+            # Before the first consume: a set-up that times out on a busy broker and is
+            # tried again must not leave the directory it has read piling up unfolded.
+            # And before the inbox is consumed: a fill below waits for the directory.
             self._pipelines_running = True
             self._tasks.spawn(self.directory.run(), lasting=True)
             self._tasks.spawn(self.receipts.run(), lasting=True)
             if self.receive_messages:
                 self._tasks.spawn(self.inbox.run(), lasting=True)
             self._tasks.spawn(self._heal_registration())
+        await self.transport.consume_directory(self.directory.on_delivery)
+        await self.transport.consume_receipts(self.receipts.on_delivery)
         if self.receive_messages and first_connect and inbox.created and not self._cache_was_empty:
             # The inbox was gone (deleted, or never kept what came while we were away):
             # what was missed comes from the archive, before anything newer is stored
