@@ -66,7 +66,7 @@ from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import Names, group_key
 from chat_tui.protocol.queues import QueueType
 from chat_tui.transport.consumers import DeliveryHandler, QueueConsumer
-from chat_tui.transport.dialling import open_on_node, watch_for_refusal
+from chat_tui.transport.dialling import on_first_answering, open_on_node, watch_for_refusal
 from chat_tui.transport.errors import (
     BrokerRefused,
     BrokerUnreachable,
@@ -214,27 +214,12 @@ class Transport:
 
     async def connect(self, connect_timeout: float = 5.0) -> InboxAtConnect:
         """Connect to the first node that answers, declare the topology, and say what was
-        found of this user's inbox. A refusal ends the round: every node has the same
-        accounts and objects, so the next would refuse alike."""
+        found of this user's inbox."""
         self._set_status(LinkStatus(LinkState.CONNECTING))
-        failures: list[BrokerUnreachable] = []
-        for _url in self.nodes.each():
-            try:
-                inbox = await self._connect_to_node(connect_timeout)
-            except BrokerUnreachable as exc:
-                if self.nodes.several:
-                    log.info("%s; trying the next node", exc)
-                failures.append(exc)
-                continue
-            log.info("connected to RabbitMQ at %s", redact(self.url))
-            self._set_status(self._online_status())
-            return inbox
-        if len(failures) == 1:
-            raise failures[0]
-        raise BrokerUnreachable(
-            f"cannot reach any of the {len(failures)} RabbitMQ nodes: "
-            + "; ".join(str(failure) for failure in failures)
-        )
+        inbox = await on_first_answering(self.nodes, lambda: self._connect_to_node(connect_timeout))
+        log.info("connected to RabbitMQ at %s", redact(self.url))
+        self._set_status(self._online_status())
+        return inbox
 
     def _online_status(self) -> LinkStatus:
         return LinkStatus(LinkState.ONLINE, node=self.nodes.node)

@@ -1,5 +1,7 @@
 """Dialling a link's nodes: what the client's link and the archive's do alike.
 
+- `on_first_answering`: a first connect, tried on each node in turn until one answers;
+  every failure in the one error when none does.
 - `open_on_node`: the robust connection to the node `BrokerNodes` points at, with the
   link's declarations on it and its callbacks for a loss and a restore, or what the
   failure means (`Refusals`): a refusal, or `BrokerUnreachable` for the next node or a
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -29,8 +32,30 @@ from chat_tui.transport.refusals import Refusals
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 _TROUBLE = (TimeoutError, OSError, AMQPError, RuntimeError)
 """What a connection that fails or goes away raises, in aio-pika and below."""
+
+
+async def on_first_answering(nodes: BrokerNodes, attempt: Callable[[], Awaitable[T]]) -> T:
+    """`attempt` on each node in turn (`nodes` points at it) until one does not raise
+    `BrokerUnreachable`. A refusal ends the round: every node has the same accounts and
+    objects, so the next would refuse alike."""
+    failures: list[BrokerUnreachable] = []
+    for _url in nodes.each():
+        try:
+            return await attempt()
+        except BrokerUnreachable as exc:
+            if nodes.several:
+                log.info("%s; trying the next node", exc)
+            failures.append(exc)
+    if len(failures) == 1:
+        raise failures[0]
+    raise BrokerUnreachable(
+        f"cannot reach any of the {len(failures)} RabbitMQ nodes: "
+        + "; ".join(str(failure) for failure in failures)
+    )
 
 
 async def open_on_node(

@@ -43,10 +43,9 @@ from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import Names
 from chat_tui.protocol.queues import QueueType, archive_topology
 from chat_tui.transport.consumers import AmqpDelivery, DeliveryHandler, QueueConsumer
-from chat_tui.transport.dialling import open_on_node, watch_for_refusal
+from chat_tui.transport.dialling import on_first_answering, open_on_node, watch_for_refusal
 from chat_tui.transport.errors import (
     BrokerRefused,
-    BrokerUnreachable,
     PublishFailed,
     described,
 )
@@ -161,14 +160,7 @@ class WorkQueues:
         (accounts mode) the archive's queues. Raises `BrokerRefused` (what to do; every
         node would say the same) or `BrokerUnreachable` (none answered: retry)."""
         self.refused = asyncio.get_running_loop().create_future()
-        failures: list[str] = []
-        for _url in self.nodes.each():
-            try:
-                await self._connect_to_node(timeout)
-                return
-            except BrokerUnreachable as exc:
-                failures.append(str(exc))
-        raise BrokerUnreachable("; ".join(failures))
+        await on_first_answering(self.nodes, lambda: self._connect_to_node(timeout))
 
     @property
     def url(self) -> str:
