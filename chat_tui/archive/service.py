@@ -3,8 +3,8 @@
 Run as many as you like, on one machine or several sharing a PostgreSQL `archive_db`:
 they are competing consumers of NS.archive and NS.archive.requests. A worker started
 before its database or its broker waits for them; a refusal of either ends it with what
-to do. Stopping is clean: the batch in progress is committed and acked (or left
-unacked, for another worker), and the requests in progress are answered.
+to do. Stopping is clean: the messages already received are committed and acked
+(or left unacked, for another worker), and the requests in progress are answered.
 """
 
 from __future__ import annotations

@@ -91,18 +91,19 @@ class ArchiveIntake:
         self.failing = False
         """The last batch could not be stored (the database is down)."""
         self._hand_back_delay = Backoff.stepping(0.5, 1.0, 2.0, 5.0, 10.0)
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._settled = asyncio.Event()
+        """Set while every delivery handed over has been settled (or handed back)."""
+        self._settled.set()
 
     def on_delivery(self, delivery: Delivery) -> None:
         """The consumer callback: only hands over."""
         self.batcher.put(delivery)
+        self._settled.clear()
 
     async def run(self) -> None:
-        """Until cancelled; a batch in progress when `finish` is called is completed."""
+        """Until cancelled; what `finish` waits for is taken before it is."""
         while True:
             batch = await self.batcher.next_batch()
-            self._idle.clear()
             try:
                 await self.take(batch)
             except Exception:
@@ -110,15 +111,19 @@ class ArchiveIntake:
                 # unsettled deliveries come back from the broker.
                 log.exception("archiving a batch failed; the broker redelivers it")
             finally:
-                self._idle.set()
+                if not self.batcher:
+                    self._settled.set()
 
     async def finish(self, timeout: float) -> bool:
-        """Wait for the batch in progress to be committed and acked (or handed back);
-        False if it did not finish within `timeout`: it is left unacked, and the broker
-        redelivers it (the database keeps one copy of whatever it committed)."""
+        """After the consumer is cancelled: wait until the batch in progress, and what
+        the prefetch had already brought, are committed and acked (or handed back).
+        Handing a prefetch back instead would make every stop of a worker a redelivery
+        of up to a thousand messages. False if that took longer than `timeout`: what is
+        left stays unacked, and the broker redelivers it (the database keeps one copy
+        of whatever it committed)."""
         try:
             async with asyncio.timeout(timeout):
-                await self._idle.wait()
+                await self._settled.wait()
         except TimeoutError:
             return False
         return True

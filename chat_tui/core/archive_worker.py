@@ -4,9 +4,9 @@ request server, in the order they must start and stop.
 The directory comes first: a request is answered only once the worker knows who is in
 which group. The first connection is retried with the client's backoff (a worker
 started before its broker waits for it), a refusal ends it with what to do. Stopping
-takes no more deliveries, lets the batch in progress be committed and acked and the
-requests in progress be answered, and closes the link, which hands back to the broker
-whatever is left unsettled.
+takes no more deliveries, lets those already received be committed and acked (the
+batch in progress and the prefetch behind it) and the requests in progress be answered,
+and closes the link, which hands back to the broker whatever is left unsettled.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class ArchiveWorker:
     async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         await self.link.stop_consuming()
         if not await self.intake.finish(timeout):
-            log.warning("the batch in progress did not finish; the broker redelivers it")
+            log.warning("the messages received did not all finish; the broker redelivers the rest")
         await self.requests.finish(timeout)
         for task in self._tasks:
             task.cancel()
