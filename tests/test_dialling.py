@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import pytest
 from aio_pika.abc import AbstractRobustConnection
+from aiormq.exceptions import ChannelNotFoundEntity
 from yarl import URL
 
 from chat_tui.protocol.names import Names
@@ -20,6 +21,7 @@ from chat_tui.transport.errors import (
     AuthenticationRefused,
     BrokerRefused,
     BrokerUnreachable,
+    QueueUnavailable,
     SetupRefused,
     described,
 )
@@ -153,6 +155,35 @@ async def test_an_object_missing_in_open_mode_is_lost_while_setting_up(amqp_url:
     assert not isinstance(lost.value, SetupRefused)
     assert str(lost.value).startswith("lost RabbitMQ at amqp://guest@")
     assert "while setting up: NOT_FOUND - no queue 'dialling.missing." in str(lost.value)
+
+
+QUEUE_DOWN = (
+    "NOT_FOUND - home node 'rabbit@b' of durable queue 'dialling.inbox.alice' in vhost '/' "
+    "is down or inaccessible"
+)
+
+
+@pytest.mark.broker
+@pytest.mark.parametrize("accounts_mode", [False, True], ids=["open", "accounts"])
+async def test_a_queue_whose_node_is_down_is_unavailable_not_missing(
+    amqp_url: str, accounts_mode: bool
+) -> None:
+    """Not a refusal in accounts mode (an object missing), nor a broker gone: the broker
+    answered, and the queue may come back with its node (tests/faults/test_lost_stream.py
+    meets the real reply)."""
+
+    async def declare(connection: AbstractRobustConnection) -> None:
+        raise ChannelNotFoundEntity(404, QUEUE_DOWN)
+
+    with pytest.raises(QueueUnavailable) as unavailable:
+        await open_declaring(amqp_url, declare, accounts_mode=accounts_mode)
+    assert unavailable.value.queue == "dialling.inbox.alice"
+    text = str(unavailable.value)
+    assert text.startswith("RabbitMQ at amqp://guest@")
+    assert (
+        "answered, but its queue 'dialling.inbox.alice' is unavailable: its node rabbit@b" in text
+    )
+    assert '"A queue RabbitMQ lost" in the README' in text
 
 
 @pytest.mark.broker

@@ -42,12 +42,24 @@ def conversation_of(args: argparse.Namespace) -> Conversation:
         raise ChatError(str(exc)) from None
 
 
+def why_offline(client: ChatClient) -> str:
+    """A broker that answers, but cannot serve a queue of ours, is not one to start; the
+    client has told the whole reason on stderr already (`ProblemSink`)."""
+    queue = client.status.unavailable_queue
+    if queue is not None:
+        return (
+            f"RabbitMQ at {redact(client.settings.amqp_url)} answers, but its queue "
+            f"{queue!r} is unavailable (why, and what to do, is above)."
+        )
+    return how_to_start_a_broker(client.settings)
+
+
 async def _connect(client: ChatClient, required: bool) -> bool:
     online = await client.wait_first_attempt(CONNECT_TIMEOUT)
     if client.fatal_error:
         raise ChatError(client.fatal_error)
     if not online and required:
-        raise OfflineError(how_to_start_a_broker(client.settings))
+        raise OfflineError(why_offline(client))
     return online
 
 
@@ -67,7 +79,7 @@ async def send(settings: Settings, args: argparse.Namespace) -> int:
             # Validate against the cached directory and queue; the next run sends it.
             await client.send(conversation, args.text)
             print(
-                f"queued: {how_to_start_a_broker(settings)} The message leaves at the next "
+                f"queued: {why_offline(client)} The message leaves at the next "
                 f"run of chat-tui for {settings.user}."
             )
             return 0
@@ -78,7 +90,7 @@ async def send(settings: Settings, args: argparse.Namespace) -> int:
             change = await client.wait_sent(stored.message_id, timeout=args.timeout)
         except TimeoutError:
             reason = (
-                how_to_start_a_broker(settings)
+                why_offline(client)
                 if not client.online
                 else f"the broker did not confirm it within {args.timeout:g} s."
             )

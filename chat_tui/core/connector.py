@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from chat_tui.backoff import Backoff
 from chat_tui.core.status import StatusBoard
 from chat_tui.transport.connection import InboxAtConnect
-from chat_tui.transport.errors import BrokerRefused, BrokerUnreachable
+from chat_tui.transport.errors import BrokerRefused, BrokerUnreachable, QueueUnavailable
 from chat_tui.transport.link import BrokerLink
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class Connector:
         self._tell_user = tell_user
         self._backoff = Backoff(first_delay, max(first_delay, MAX_CONNECT_BACKOFF))
         self.first_attempt_ended = asyncio.Event()
+        self._told_unavailable: str | None = None
         status.when_refused(self._told_refused)
 
     async def run(self) -> None:
@@ -53,7 +54,15 @@ class Connector:
                 self._refused(exc)
                 return
             except BrokerUnreachable as exc:
-                self._status.offline(str(exc), next_retry_at=self._retry_at())
+                unavailable = exc.queue if isinstance(exc, QueueUnavailable) else None
+                self._status.offline(
+                    str(exc), next_retry_at=self._retry_at(), unavailable_queue=unavailable
+                )
+                if unavailable is not None and str(exc) != self._told_unavailable:
+                    # Once, not at every retry: the header keeps showing it.
+                    self._told_unavailable = str(exc)
+                    log.info("%s", exc)
+                    self._tell_user(str(exc))
                 self.first_attempt_ended.set()
                 await self._backoff.wait()
                 continue

@@ -40,6 +40,9 @@ class ClientStatus:
     node: str | None = None
     """`host:port` of the broker node the client is on, while online: on a cluster the
     client fails over between nodes, and this says which one it reached."""
+    unavailable_queue: str | None = None
+    """The broker answered, but cannot serve this queue of ours (its node is down, or
+    RabbitMQ lost it); `error` says what to do. The client keeps trying."""
 
 
 class StatusBoard:
@@ -59,6 +62,7 @@ class StatusBoard:
         """Set when retrying cannot help: the broker refused us (see `refused`)."""
         self.unsent_messages = 0
         self.standby = False
+        self._unavailable_queue: str | None = None
         self.current = ClientStatus(ConnectionState.CONNECTING)
 
     @property
@@ -83,11 +87,20 @@ class StatusBoard:
         if link.refused is not None:
             self.refused(link.refused)
             return
+        if link.state is not LinkState.OFFLINE:
+            self._unavailable_queue = None  # said only by `offline`, until the link moves
         self._link = link
         self._update_online()
         self.publish()
 
-    def offline(self, error: str, *, next_retry_at: datetime | None = None) -> None:
+    def offline(
+        self,
+        error: str,
+        *,
+        next_retry_at: datetime | None = None,
+        unavailable_queue: str | None = None,
+    ) -> None:
+        self._unavailable_queue = unavailable_queue
         self.link_changed(LinkStatus(LinkState.OFFLINE, next_retry_at=next_retry_at, error=error))
 
     def refused(self, error: str) -> None:
@@ -131,5 +144,6 @@ class StatusBoard:
             standby=self.standby,
             refused=self.fatal_error,
             node=link.node if link.state is LinkState.ONLINE else None,
+            unavailable_queue=self._unavailable_queue,
         )
         self._publish(self.current)

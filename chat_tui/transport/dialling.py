@@ -28,7 +28,7 @@ from aiormq.exceptions import ChannelClosed
 from chat_tui.config import redact
 from chat_tui.transport.errors import BrokerRefused, BrokerUnreachable, broker_reply
 from chat_tui.transport.nodes import BrokerNodes
-from chat_tui.transport.refusals import Refusals
+from chat_tui.transport.refusals import Refusals, queue_down
 
 T = TypeVar("T")
 
@@ -93,6 +93,10 @@ async def open_on_node(
         with contextlib.suppress(Exception):
             await connection.close()
         if isinstance(exc, ChannelClosed):
+            # Before the refusals: in accounts mode a NOT_FOUND reads as a missing
+            # object, never retried, and this one is a node that may come back.
+            if (down := queue_down(redact(nodes.url), exc)) is not None:
+                raise down from None
             refusal = refusals.setup_refusal(exc)
             if refusal is not None:
                 raise refusal from None

@@ -15,6 +15,16 @@ class BrokerUnreachable(TransportError):
     pass
 
 
+class QueueUnavailable(BrokerUnreachable):
+    """The broker answered, but one of our queues is down: its node is down (on a
+    cluster, until that node is back) or RabbitMQ lost it. Retried like a broker that
+    does not answer, but said as what it is: starting a broker is not the answer."""
+
+    def __init__(self, text: str, queue: str) -> None:
+        super().__init__(text)
+        self.queue = queue
+
+
 class BrokerRefused(TransportError):
     """The broker said no for good; the text says what was refused and what to do."""
 

@@ -31,6 +31,7 @@ from chat_tui.transport.errors import (
     BrokerRefused,
     BrokerUnreachable,
     CertificateRefused,
+    QueueUnavailable,
     SetupRefused,
     broker_reply,
     certificate_failure,
@@ -57,6 +58,27 @@ def missing_object(reply: str) -> str:
     """What a NOT_FOUND reply names: "queue 'q' in vhost '/'" of "NOT_FOUND - no queue
     'q' in vhost '/'", to follow "the broker has no"."""
     return reply.removeprefix("NOT_FOUND - ").removeprefix("no ")
+
+
+_QUEUE_DOWN = re.compile(
+    r"home node '(?P<node>[^']+)' of durable queue '(?P<queue>[^']+)'.* is down or inaccessible"
+)
+
+
+def queue_down(where: str, exc: BaseException) -> QueueUnavailable | None:
+    """A NOT_FOUND that means a queue's node is down, not that the queue is missing:
+    what it is, in words, or None for any other failure."""
+    reply = broker_reply(exc)
+    found = _QUEUE_DOWN.search(reply)
+    if not isinstance(exc, ChannelNotFoundEntity) or found is None:
+        return None
+    return QueueUnavailable(
+        f"RabbitMQ at {where} answered, but its queue {found['queue']!r} is unavailable: "
+        f"its node {found['node']} is down or out of reach ({reply}). On a cluster it "
+        "comes back with that node, and chat-tui keeps trying. If that node is running, "
+        'RabbitMQ has lost the queue: see "A queue RabbitMQ lost" in the README',
+        found["queue"],
+    )
 
 
 def _unreachable(where: str, exc: BaseException) -> BrokerUnreachable:

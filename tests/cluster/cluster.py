@@ -24,7 +24,6 @@ import random
 import secrets
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 import uuid
@@ -32,9 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tests.faults.broker_node import RABBITMQ_SERVER, RABBITMQ_USER, START_TIMEOUT, BrokerNode
+from tests.faults.broker_node import RABBITMQ_USER, START_TIMEOUT, BrokerNode
 
-RABBITMQCTL = str(Path(RABBITMQ_SERVER).with_name("rabbitmqctl"))
 SIZE = 3
 STREAM_PORTS = 60
 """Ports in each cluster's own osiris range: one listener per stream replica while it
@@ -124,26 +122,6 @@ class ClusterNode(BrokerNode):
             return int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-
-    def ctl(self, *args: str, timeout: float = 60.0) -> str:
-        """Run `rabbitmqctl ARGS` against this node, as its owner, with its environment."""
-        owner = pwd.getpwnam(RABBITMQ_USER)
-        result = subprocess.run(
-            [RABBITMQCTL, "-n", self.name, *args],
-            env=self._env(),
-            cwd=self.base,
-            user=owner.pw_uid,
-            group=owner.pw_gid,
-            extra_groups=[],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"rabbitmqctl {' '.join(args)} on {self.name} failed: {result.stderr.strip()}"
-            )
-        return result.stdout
 
 
 class Cluster:

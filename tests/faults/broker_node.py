@@ -18,9 +18,11 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+RABBITMQCTL = str(Path(RABBITMQ_SERVER).with_name("rabbitmqctl"))
 RABBITMQ_USER = "rabbitmq"
 START_TIMEOUT = 90.0
 
@@ -164,6 +166,27 @@ class BrokerNode:
             os.killpg(self.process.pid, signal.SIGKILL)
         self._wait_port_closed()
 
+    def ctl(self, *args: str, timeout: float = 60.0) -> str:
+        """Run `rabbitmqctl ARGS` against this node, as its owner, with its environment;
+        what it printed."""
+        owner = pwd.getpwnam(RABBITMQ_USER)
+        result = subprocess.run(
+            [RABBITMQCTL, "-n", self.name, *args],
+            env=self._env(),
+            cwd=self.base,
+            user=owner.pw_uid,
+            group=owner.pw_gid,
+            extra_groups=[],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"rabbitmqctl {' '.join(args)} on {self.name} failed: {result.stderr.strip()}"
+            )
+        return result.stdout
+
     def _wait_port_closed(self, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and amqp_answers(self.port, 0.2):
@@ -175,3 +198,14 @@ class BrokerNode:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_node() -> Iterator[BrokerNode]:
+    """A private node, started, and destroyed afterwards whatever happened to it."""
+    broker = BrokerNode()
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.destroy()

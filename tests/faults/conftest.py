@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults import checker
-from tests.faults.broker_node import BrokerNode
+from tests.faults.broker_node import BrokerNode, running_node
 from tests.faults.fault_proxy import FaultProxy
 from tests.faults.world import ChatWorld
 
@@ -19,12 +19,8 @@ from tests.faults.world import ChatWorld
 @pytest.fixture(scope="module")
 def node() -> Iterator[BrokerNode]:
     """A private node of the system's rabbitmq-server, never the shared one on 5672."""
-    broker = BrokerNode()
-    try:
-        broker.start()
+    with running_node() as broker:
         yield broker
-    finally:
-        broker.destroy()
 
 
 @pytest.fixture

@@ -30,6 +30,11 @@ def describe_status(status: ClientStatus, now: datetime) -> Text:
     if status.state is not ConnectionState.ONLINE and status.next_retry_at is not None:
         seconds = max(0, round((status.next_retry_at - now).total_seconds()))
         text.append(f", next try in {seconds} s")
+    if status.unavailable_queue and status.state is not ConnectionState.ONLINE:
+        text.append(
+            f" · RabbitMQ answers, but its queue {status.unavailable_queue} is unavailable",
+            Style(color="#e06c75", bold=True),
+        )
     if status.refused:
         text.append(f" · {status.refused}", Style(color="#e06c75", bold=True))
     if status.unsent_messages:

@@ -1,0 +1,81 @@
+"""A broker that answers but cannot serve a queue of ours (its node is down, or RabbitMQ
+lost it): the connector keeps trying, tells the user once what it is, and the header
+says it while it lasts. tests/faults/test_lost_stream.py meets it on a real broker."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from chat_tui.core.connector import Connector
+from chat_tui.core.status import ClientStatus, ConnectionState, StatusBoard
+from chat_tui.transport.connection import InboxAtConnect, LinkState, LinkStatus
+from chat_tui.transport.errors import BrokerUnreachable, QueueUnavailable
+from chat_tui.transport.link import BrokerLink
+from chat_tui.tui.widgets.header import describe_status
+
+LOST = QueueUnavailable(
+    "RabbitMQ at amqp://a/ answered, but its queue 'ns.directory' ...", "ns.directory"
+)
+
+
+class FailingThenUp:
+    """A link whose `connect` raises each of `failures` in turn, then succeeds."""
+
+    def __init__(self, *failures: BrokerUnreachable) -> None:
+        self.failures = list(failures)
+
+    async def connect(self, connect_timeout: float = 5.0) -> InboxAtConnect:
+        if self.failures:
+            raise self.failures.pop(0)
+        return InboxAtConnect(created=False, had_consumer=False)
+
+    async def drop(self) -> None:
+        pass
+
+
+async def connect_through(link: FailingThenUp) -> tuple[list[str], list[ClientStatus]]:
+    told: list[str] = []
+    shown: list[ClientStatus] = []
+    board = StatusBoard(shown.append)
+
+    async def set_up(_inbox: InboxAtConnect) -> None:
+        board.link_changed(LinkStatus(LinkState.ONLINE, node="a:5672"))
+        board.consumers_ready()
+
+    connector = Connector(
+        cast(BrokerLink, cast(Any, link)), board, set_up, first_delay=0.01, tell_user=told.append
+    )
+    await connector.run()
+    return told, shown
+
+
+async def test_the_user_is_told_once_and_the_client_comes_online_when_the_queue_is_back() -> None:
+    told, shown = await connect_through(FailingThenUp(LOST, LOST, LOST))
+    assert told == [str(LOST)]
+    offline = [s for s in shown if s.state is ConnectionState.OFFLINE]
+    assert len(offline) == 3
+    assert all(s.unavailable_queue == "ns.directory" and s.error == str(LOST) for s in offline)
+    assert shown[-1].state is ConnectionState.ONLINE
+    assert shown[-1].unavailable_queue is None
+
+
+async def test_a_broker_that_does_not_answer_is_not_a_queue_unavailable() -> None:
+    told, shown = await connect_through(
+        FailingThenUp(LOST, BrokerUnreachable("cannot reach RabbitMQ at amqp://a/"))
+    )
+    assert told == [str(LOST)]
+    offline = [s for s in shown if s.state is ConnectionState.OFFLINE]
+    assert [s.unavailable_queue for s in offline] == ["ns.directory", None]
+
+
+def test_the_header_says_which_queue_while_it_is_unavailable() -> None:
+    now = datetime.now(UTC)
+    status = ClientStatus(
+        ConnectionState.OFFLINE, error=str(LOST), unavailable_queue="ns.directory"
+    )
+    assert describe_status(status, now).plain == (
+        "● offline · RabbitMQ answers, but its queue ns.directory is unavailable"
+    )
+    plain_offline = ClientStatus(ConnectionState.OFFLINE, error="cannot reach RabbitMQ")
+    assert describe_status(plain_offline, now).plain == "● offline"
