@@ -218,17 +218,25 @@ class Cluster:
                 raise RuntimeError(f"the cluster did not show {sorted(expected)} running")
             time.sleep(0.5)
 
-    def leader_of(self, queue: str) -> int:
-        """The index of the node that leads quorum queue QUEUE (in the default vhost)."""
-        rows: list[dict[str, Any]] = json.loads(
-            self.running_node().ctl("list_queues", "--formatter", "json", "name", "type", "leader")
-        )
-        for row in rows:
-            if row.get("name") == queue:
-                if row.get("type") != "quorum":
-                    raise RuntimeError(f"{queue} is a {row.get('type')} queue, not a quorum one")
-                return self.index_of(str(row["leader"]))
-        raise RuntimeError(f"no queue {queue} on the cluster")
+    def leader_of(self, queue: str, timeout: float = 30.0) -> int:
+        """The index of the node that leads quorum queue QUEUE (in the default vhost).
+        Just after its leader's node died, `list_queues` can leave the queue out until
+        the others have elected a new leader: asked again until then."""
+        deadline = time.monotonic() + timeout
+        while True:
+            rows: list[dict[str, Any]] = json.loads(
+                self.running_node().ctl(
+                    "list_queues", "--formatter", "json", "name", "type", "leader"
+                )
+            )
+            for row in rows:
+                if row.get("name") == queue:
+                    if row.get("type") != "quorum":
+                        raise RuntimeError(f"{queue} is a {row.get('type')} queue, not quorum")
+                    return self.index_of(str(row["leader"]))
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no queue {queue} on the cluster")
+            time.sleep(0.5)
 
     def destroy(self) -> None:
         """kill -9 every node (the data goes too, so a clean stop buys nothing) and remove
