@@ -28,6 +28,8 @@ from chat_tui.archive.database import (
     history_cursor,
     open_archive_database,
 )
+from chat_tui.archive.database import postgres as postgres_archive
+from chat_tui.archive.database import sqlite as sqlite_archive
 from chat_tui.protocol.archive import MAX_SNIPPET_CHARS, HistoryDirection
 from chat_tui.protocol.models import SendMessage
 from tests.archive.pg_server import PrivateServer, create_database, drop_database, fresh_database
@@ -312,6 +314,34 @@ async def test_search_ranks_the_message_about_the_words_first(archive: ArchiveDa
     assert [h.message for h in hits] == [about, mentions]
     assert hits[0].rank > hits[1].rank
     assert len(await archive.search("deploy", ALICE, None, 1)) == 1
+
+
+async def test_search_ranks_the_newest_matches_the_requester_may_read(
+    archive: ArchiveDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for backend in (sqlite_archive, postgres_archive):
+        monkeypatch.setattr(backend, "RANKED_MATCHES", 5)
+    about = message("deploy deploy: the deploy failed", at=START)
+    mentions = [
+        message(f"notes {n} that mention a deploy in passing", at=START + timedelta(minutes=n))
+        for n in range(1, 9)
+    ]
+    # Newer still, better matches, but not Alice's: they take nothing of her window.
+    elsewhere = [
+        message("deploy deploy deploy", group="ops", at=START + timedelta(hours=1, minutes=n))
+        for n in range(10)
+    ]
+    for batch in ([about], mentions[:4], mentions[4:], elsewhere):
+        await archive.store(batch)
+
+    hits = await archive.search("deploy", ALICE, None, 20)
+    assert {h.message for h in hits} == set(mentions[-5:])
+    assert len(await archive.search("deploy", ALICE, None, 2)) == 2
+    for backend in (sqlite_archive, postgres_archive):
+        monkeypatch.setattr(backend, "RANKED_MATCHES", 100)
+    everything = await archive.search("deploy", ALICE, None, 20)
+    assert [h.message for h in everything][:1] == [about]
+    assert len(everything) == 9
 
 
 FTS_TEXTS = {

@@ -17,6 +17,7 @@ import asyncpg
 
 from chat_tui.archive.database.cursor import Position, history_page
 from chat_tui.archive.database.model import (
+    RANKED_MATCHES,
     ArchiveDatabaseUnavailable,
     ArchiveHit,
     ConversationRef,
@@ -221,6 +222,7 @@ class PostgresArchive:
             sorted(readable.groups),
             readable.user_id,
             limit,
+            RANKED_MATCHES,
         ]
         where = (
             "m.search @@ plainto_tsquery('simple', $1)"
@@ -228,14 +230,15 @@ class PostgresArchive:
             " OR (m.group_id IS NULL AND (m.sender_id = $3 OR m.recipient_id = $3)))"
         )
         if within is not None:
-            where += " AND m.conversation = $5"
+            where += " AND m.conversation = $6"
             arguments.append(within.key)
         # Normalization 1: divided by 1 + log(length), so a short message that is all
         # about the words ranks above a long one that mentions them once.
         sql = (
-            f"SELECT {_COLUMNS}, ts_rank(m.search, plainto_tsquery('simple', $1), 1) AS rank"
-            f" FROM archive_messages AS m WHERE {where}"
-            " ORDER BY rank DESC, m.sent_at DESC, m.message_id LIMIT $4"
+            f"WITH newest AS (SELECT {_COLUMNS}, m.search FROM archive_messages AS m"
+            f" WHERE {where} ORDER BY m.sent_at DESC LIMIT $5)"
+            " SELECT m.*, ts_rank(m.search, plainto_tsquery('simple', $1), 1) AS rank"
+            " FROM newest AS m ORDER BY rank DESC, m.sent_at DESC, m.message_id LIMIT $4"
         )
 
         async def read(conn: asyncpg.pool.PoolConnectionProxy) -> list[asyncpg.Record]:

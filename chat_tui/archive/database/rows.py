@@ -23,6 +23,13 @@ def sorted_unique(messages: list[SendMessage]) -> list[SendMessage]:
     return [by_id[key] for key in sorted(by_id)]
 
 
+def unique_oldest_first(messages: list[SendMessage]) -> list[SendMessage]:
+    """One copy per message_id, by sent time (then id): a single writer takes no row
+    locks, and rows numbered in this order let search walk the newest first."""
+    by_id = {m.message_id: m for m in reversed(messages)}  # the first copy wins
+    return sorted(by_id.values(), key=lambda m: (m.timestamp, m.message_id))
+
+
 def message_of(
     message_id: UUID,
     sender_id: str,

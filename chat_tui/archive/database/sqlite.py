@@ -18,12 +18,13 @@ from uuid import UUID
 
 from chat_tui.archive.database.cursor import Position, from_micros, history_page, to_micros
 from chat_tui.archive.database.model import (
+    RANKED_MATCHES,
     ArchiveDatabaseUnavailable,
     ArchiveHit,
     ConversationRef,
     Readable,
 )
-from chat_tui.archive.database.rows import message_of, sorted_unique, stored_content
+from chat_tui.archive.database.rows import message_of, stored_content, unique_oldest_first
 from chat_tui.archive.database.search_text import fts5_match, search_words, snippet
 from chat_tui.protocol.archive import HistoryDirection
 from chat_tui.protocol.models import SendMessage
@@ -160,7 +161,7 @@ class SqliteArchive:
                 stored_content(m),
                 to_micros(m.timestamp),
             )
-            for m in sorted_unique(list(messages))
+            for m in unique_oldest_first(list(messages))
         ]
         if not rows:
             return 0
@@ -213,10 +214,15 @@ class SqliteArchive:
         where = f"messages_fts MATCH :match AND {_READABLE}"
         if within is not None:
             where += " AND m.conversation = :conversation"
+        # FTS5 walks the matches newest first and stops at the window; bm25 is computed
+        # for those only. Newest is by seq: the order of arrival, and of sent time within
+        # a batch (`unique_oldest_first`); a message that comes late counts as new.
         sql = (
-            f"SELECT {_COLUMNS}, bm25(messages_fts) AS score"
+            "SELECT * FROM ("
+            f" SELECT {_COLUMNS}, bm25(messages_fts) AS score"
             " FROM messages_fts JOIN messages AS m ON m.seq = messages_fts.rowid"
-            f" WHERE {where} ORDER BY score, m.sent_at DESC, m.message_id LIMIT :limit"
+            f" WHERE {where} ORDER BY messages_fts.rowid DESC LIMIT :window"
+            ") ORDER BY score, sent_at DESC, message_id LIMIT :limit"
         )
         parameters = {
             "match": fts5_match(words),
@@ -224,6 +230,7 @@ class SqliteArchive:
             "user": readable.user_id,
             "conversation": within.key if within else None,
             "limit": limit,
+            "window": RANKED_MATCHES,
         }
 
         def read(conn: sqlite3.Connection) -> list[tuple[Row, float]]:
