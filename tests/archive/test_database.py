@@ -481,3 +481,54 @@ async def test_sqlite_archive_file_is_the_services_alone(tmp_path: Path) -> None
         await archive.close()
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+BEFORE_ACCESS = """
+CREATE TABLE archive_messages (
+    message_id uuid PRIMARY KEY,
+    conversation text NOT NULL,
+    group_id text,
+    sender_id text NOT NULL,
+    recipient_id text,
+    content text NOT NULL,
+    sent_at timestamptz NOT NULL,
+    search tsvector GENERATED ALWAYS AS (to_tsvector('simple', content)) STORED
+);
+CREATE INDEX archive_messages_search ON archive_messages USING gin (search);
+INSERT INTO archive_messages VALUES
+    ('00000000-0000-4000-8000-000000000001', 'g:team', 'team', 'bob', NULL,
+     'the release is friday', '2026-11-02 09:00+00'),
+    ('00000000-0000-4000-8000-000000000002', 'g:ops', 'ops', 'bob', NULL,
+     'the release is late', '2026-11-02 09:01+00'),
+    ('00000000-0000-4000-8000-000000000003', 'dm:alice:bob', NULL, 'bob', 'alice',
+     'release notes for you', '2026-11-02 09:02+00');
+"""
+
+
+async def test_a_postgres_archive_made_before_access_gains_it_when_opened(
+    module_database: str,
+) -> None:
+    """Search reads who may read a row from `access`: an archive from before it gets the
+    column (filled for every row already there) and its index when a worker opens it."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(module_database)
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}")
+        await admin.execute(f"SET search_path = {schema}; {BEFORE_ACCESS}")
+        archive = open_archive_database(f"{module_database}?search_path={schema}")
+        await archive.open()
+        try:
+            found = await archive.search("release", ALICE, None, 10)
+            assert sorted(h.message.content for h in found) == [
+                "release notes for you",
+                "the release is friday",
+            ]
+        finally:
+            await archive.close()
+        indexes = await admin.fetch(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = $1", schema
+        )
+        assert "archive_messages_access" in {row["indexname"] for row in indexes}
+    finally:
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()
