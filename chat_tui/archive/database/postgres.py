@@ -5,8 +5,8 @@ content with the 'simple' configuration (no stemming, no stop words: chat is in 
 language) under a GIN index; `plainto_tsquery` reads user text as plain words, so no
 query is an error. Who may read a row is a second `tsvector` under its own GIN index
 (`access`: its group, or a DM's two parties), so that a search ANDs the two in the
-index instead of reading every match from the table to check it. Losing the server is `ArchiveDatabaseUnavailable`, and the pool
-connects again by itself once the server is back."""
+index instead of reading every match from the table to check it. Losing the server is
+`ArchiveDatabaseUnavailable`, and the pool connects again by itself once it is back."""
 
 from __future__ import annotations
 
