@@ -26,7 +26,7 @@ from chat_tui.transport.errors import (
     described,
 )
 from chat_tui.transport.nodes import BrokerNodes
-from chat_tui.transport.refusals import ClientRefusals
+from chat_tui.transport.refusals import ArchiveRefusals, ClientRefusals
 
 NAMES = Names("dialling")
 T = TypeVar("T")
@@ -184,6 +184,19 @@ async def test_a_queue_whose_node_is_down_is_unavailable_not_missing(
         "answered, but its queue 'dialling.inbox.alice' is unavailable: its node rabbit@b" in text
     )
     assert '"A queue RabbitMQ lost" in the README' in text
+
+
+def test_neither_links_refusals_take_a_queue_whose_node_is_down_for_a_missing_object() -> None:
+    """Declaring, consuming or restoring alike: in accounts mode a plain NOT_FOUND is a
+    refusal, never retried; this one is a node that may come back."""
+    down = ChannelNotFoundEntity(404, QUEUE_DOWN)
+    missing = ChannelNotFoundEntity(404, "NOT_FOUND - no queue 'dialling.inbox.alice'")
+    nodes = BrokerNodes(["amqp://alice@localhost/"])
+    client = refusals_for(nodes, accounts_mode=True)
+    archive = ArchiveRefusals(nodes, NAMES, accounts_mode=True, queue_type="classic")
+    for refusals in (client, archive):
+        assert refusals.setup_refusal(down) is None
+        assert isinstance(refusals.setup_refusal(missing), SetupRefused)
 
 
 @pytest.mark.broker

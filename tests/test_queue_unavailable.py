@@ -34,12 +34,19 @@ class FailingThenUp:
         pass
 
 
-async def connect_through(link: FailingThenUp) -> tuple[list[str], list[ClientStatus]]:
+async def connect_through(
+    link: FailingThenUp, *, set_up_failures: int = 0
+) -> tuple[list[str], list[ClientStatus]]:
+    """Connect through `link`; the first `set_up_failures` set-ups meet the queue down
+    (a consume, after the declarations went through)."""
     told: list[str] = []
     shown: list[ClientStatus] = []
     board = StatusBoard(shown.append)
+    failures = [LOST] * set_up_failures
 
     async def set_up(_inbox: InboxAtConnect) -> None:
+        if failures:
+            raise failures.pop()
         board.link_changed(LinkStatus(LinkState.ONLINE, node="a:5672"))
         board.consumers_ready()
 
@@ -58,6 +65,14 @@ async def test_the_user_is_told_once_and_the_client_comes_online_when_the_queue_
     assert all(s.unavailable_queue == "ns.directory" and s.error == str(LOST) for s in offline)
     assert shown[-1].state is ConnectionState.ONLINE
     assert shown[-1].unavailable_queue is None
+
+
+async def test_a_consume_that_meets_the_queue_down_is_the_same_as_a_declaration() -> None:
+    told, shown = await connect_through(FailingThenUp(), set_up_failures=2)
+    assert told == [str(LOST)]
+    offline = [s for s in shown if s.state is ConnectionState.OFFLINE]
+    assert [s.unavailable_queue for s in offline] == ["ns.directory", "ns.directory"]
+    assert shown[-1].state is ConnectionState.ONLINE
 
 
 async def test_a_broker_that_does_not_answer_is_not_a_queue_unavailable() -> None:

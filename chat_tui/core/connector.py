@@ -54,15 +54,7 @@ class Connector:
                 self._refused(exc)
                 return
             except BrokerUnreachable as exc:
-                unavailable = exc.queue if isinstance(exc, QueueUnavailable) else None
-                self._status.offline(
-                    str(exc), next_retry_at=self._retry_at(), unavailable_queue=unavailable
-                )
-                if unavailable is not None and str(exc) != self._told_unavailable:
-                    # Once, not at every retry: the header keeps showing it.
-                    self._told_unavailable = str(exc)
-                    log.info("%s", exc)
-                    self._tell_user(str(exc))
+                self._offline(exc)
                 self.first_attempt_ended.set()
                 await self._backoff.wait()
                 continue
@@ -72,6 +64,13 @@ class Connector:
                 await self._transport.drop()
                 self._refused(exc)
                 return
+            except QueueUnavailable as exc:
+                # Consuming a queue whose node is down: the same as declaring one.
+                await self._transport.drop()
+                self._offline(exc)
+                self.first_attempt_ended.set()
+                await self._backoff.wait()
+                continue
             except Exception as exc:
                 # The link died while the consumers were being set up. Without this the
                 # loop would end and leave a client with no consumers for good.
@@ -83,6 +82,17 @@ class Connector:
                 continue
             self.first_attempt_ended.set()
             return
+
+    def _offline(self, exc: BrokerUnreachable) -> None:
+        unavailable = exc.queue if isinstance(exc, QueueUnavailable) else None
+        self._status.offline(
+            str(exc), next_retry_at=self._retry_at(), unavailable_queue=unavailable
+        )
+        if unavailable is not None and str(exc) != self._told_unavailable:
+            # Once, not at every retry: the header keeps showing it.
+            self._told_unavailable = str(exc)
+            log.info("%s", exc)
+            self._tell_user(str(exc))
 
     def _refused(self, refusal: BrokerRefused) -> None:
         # Retrying cannot help (a login, a right, a missing object): say why, and stop.

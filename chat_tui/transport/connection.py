@@ -77,7 +77,7 @@ from chat_tui.transport.errors import (
     described,
 )
 from chat_tui.transport.nodes import BrokerNodes
-from chat_tui.transport.refusals import ClientRefusals
+from chat_tui.transport.refusals import ClientRefusals, queue_down
 from chat_tui.transport.topology import (
     declare_directory,
     declare_inbox,
@@ -299,7 +299,7 @@ class Transport:
         # aio-pika calls this too when restoring the channels on a new link failed: a
         # right taken away or (in accounts mode) an object deleted stays so.
         if isinstance(exc, ChannelClosed):
-            refusal = self._refusals.restore_refusal(exc)
+            refusal = self._refusals.setup_refusal(exc)
             if refusal is not None:
                 # Not here: this runs in aio-pika's reconnect task, which closing the
                 # connection cancels and waits for.
@@ -469,9 +469,11 @@ class Transport:
             await consumer.start()
         except ChannelClosed as exc:
             refusal = self._refusals.setup_refusal(exc)
-            if refusal is None:
-                raise
-            raise refusal from None
+            if refusal is not None:
+                raise refusal from None
+            if (down := queue_down(redact(self.url), exc)) is not None:
+                raise down from None
+            raise
 
     def _close_consumers(self) -> None:
         for consumer in self._consumers:

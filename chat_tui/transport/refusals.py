@@ -65,13 +65,20 @@ _QUEUE_DOWN = re.compile(
 )
 
 
+def _queue_down_reply(exc: BaseException) -> re.Match[str] | None:
+    if not isinstance(exc, ChannelNotFoundEntity):
+        return None
+    return _QUEUE_DOWN.search(broker_reply(exc))
+
+
 def queue_down(where: str, exc: BaseException) -> QueueUnavailable | None:
     """A NOT_FOUND that means a queue's node is down, not that the queue is missing:
-    what it is, in words, or None for any other failure."""
-    reply = broker_reply(exc)
-    found = _QUEUE_DOWN.search(reply)
-    if not isinstance(exc, ChannelNotFoundEntity) or found is None:
+    what it is, in words, or None for any other failure. Never a refusal: on a cluster
+    the node comes back."""
+    found = _queue_down_reply(exc)
+    if found is None:
         return None
+    reply = broker_reply(exc)
     return QueueUnavailable(
         f"RabbitMQ at {where} answered, but its queue {found['queue']!r} is unavailable: "
         f"its node {found['node']} is down or out of reach ({reply}). On a cluster it "
@@ -159,6 +166,9 @@ class ClientRefusals:
         )
 
     def setup_refusal(self, exc: ChannelClosed) -> SetupRefused | None:
+        """Setting up, or aio-pika restoring the channels, alike."""
+        if _queue_down_reply(exc) is not None:
+            return None  # `queue_down`
         reply, login = broker_reply(exc), self._nodes.login
         if isinstance(exc, ChannelAccessRefused):
             if not self._accounts_mode:
@@ -192,13 +202,6 @@ class ClientRefusals:
         # In open mode the client declares every object itself: one missing now went
         # away while we set up (a restart, a delete), and the next attempt declares it.
         return None
-
-    def restore_refusal(self, exc: ChannelClosed) -> SetupRefused | None:
-        """What a channel closed while aio-pika restores the channels means."""
-        # On a cluster a classic queue whose node is down is NOT_FOUND until it is back.
-        if isinstance(exc, ChannelNotFoundEntity) and "down or inaccessible" in broker_reply(exc):
-            return None
-        return self.setup_refusal(exc)
 
     def _queue_type_mismatch(self, reply: str) -> SetupRefused | None:
         """A queue of ours that differs in an argument that only one of the two layouts
@@ -272,6 +275,8 @@ class ArchiveRefusals:
 
     def setup_refusal(self, exc: ChannelClosed) -> SetupRefused | None:
         """Setting up or restoring alike."""
+        if _queue_down_reply(exc) is not None:
+            return None  # `queue_down`
         reply = broker_reply(exc)
         if isinstance(exc, ChannelAccessRefused):
             return SetupRefused(
@@ -285,8 +290,6 @@ class ArchiveRefusals:
                 "administrator deletes the queue (after saving any messages in it)"
             )
         if isinstance(exc, ChannelNotFoundEntity) and self._accounts_mode:
-            if "down or inaccessible" in reply:
-                return None  # a cluster node that is coming back
             return SetupRefused(
                 f"the broker has no {missing_object(reply)}: an administrator "
                 f"runs 'chat-tui admin init' (namespace {self._names.namespace!r})"
