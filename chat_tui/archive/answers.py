@@ -1,5 +1,5 @@
-"""What the archive answers an allowed request with: a page of history or search hits
-from its database, always under the protocol's body limit.
+"""What the archive answers an allowed request with: a page of history, search hits or
+the requester's DM peers from its database, always under the protocol's body limit.
 
 A page that would be over `MAX_BODY_BYTES` holds fewer messages: those nearest the
 cursor are kept, and the page is asked for again with that limit, so that its
@@ -24,6 +24,10 @@ from chat_tui.core.archive_requests import refusal
 from chat_tui.protocol.archive import (
     MAX_CURSOR_CHARS,
     ArchiveAnswer,
+    ArchiveRequest,
+    DmPeer,
+    DmPeers,
+    DmPeersRequest,
     HistoryPage,
     HistoryRequest,
     SearchHit,
@@ -63,13 +67,13 @@ class ArchiveAnswers:
     def __init__(self, database: ArchiveDatabase) -> None:
         self.database = database
 
-    async def answer(
-        self, request: HistoryRequest | SearchRequest, groups: frozenset[str]
-    ) -> ArchiveAnswer:
+    async def answer(self, request: ArchiveRequest, groups: frozenset[str]) -> ArchiveAnswer:
         """The answer to a request the server has allowed; `groups` are the requester's."""
         try:
             if isinstance(request, HistoryRequest):
                 return await self.history(request)
+            if isinstance(request, DmPeersRequest):
+                return await self.dm_peers(request)
             return await self.search(request, groups)
         except ArchiveDatabaseUnavailable as exc:
             log.warning("answering %s: the database is unavailable: %s", request.type, exc)
@@ -100,6 +104,10 @@ class ArchiveAnswers:
                 )
                 return HistoryPage(messages=(), next_cursor=cursor)
             limit = min(fit, limit - 1)
+
+    async def dm_peers(self, request: DmPeersRequest) -> DmPeers:
+        found = await self.database.dm_peers(request.requester_id, request.limit)
+        return DmPeers(peers=tuple(DmPeer(peer_id=peer, last_at=last) for peer, last in found))
 
     async def search(self, request: SearchRequest, groups: frozenset[str]) -> SearchResults:
         within = (

@@ -1,4 +1,5 @@
-"""Asking the archive for history pages and search results, as the client core needs.
+"""Asking the archive for history pages, search results and one's DM peers, as the
+client core needs.
 
 Every request is bounded by `archive_timeout`. What comes back is checked: a refusal
 becomes an `ArchiveRefusedError` with the archive's reason, a body that is not an
@@ -15,11 +16,14 @@ from collections.abc import Callable
 
 from chat_tui.core.errors import ArchiveRefusedError, ArchiveUnavailableError
 from chat_tui.protocol.archive import (
+    DM_PEERS_REQUEST,
     HISTORY_REQUEST,
     MAX_HISTORY_LIMIT,
     MAX_SEARCH_LIMIT,
     SEARCH_REQUEST,
     ArchiveRefusal,
+    DmPeers,
+    DmPeersRequest,
     HistoryDirection,
     HistoryPage,
     HistoryRequest,
@@ -110,7 +114,15 @@ class ArchiveClient:
             raise self._unavailable(f"it answered a search with {answer.type}")
         return answer
 
-    async def _ask(self, body: bytes, message_type: str) -> HistoryPage | SearchResults:
+    async def dm_peers(self) -> DmPeers:
+        """Whom this user has DMs with in the archive, the most recent first."""
+        request = DmPeersRequest(requester_id=self.me)
+        answer = await self._ask(request.model_dump_json().encode(), DM_PEERS_REQUEST)
+        if not isinstance(answer, DmPeers):
+            raise self._unavailable(f"it answered a DM peers request with {answer.type}")
+        return answer
+
+    async def _ask(self, body: bytes, message_type: str) -> HistoryPage | SearchResults | DmPeers:
         if self._requester is None:
             raise ArchiveUnavailableError("this client has no link to an archive")
         try:

@@ -6,7 +6,8 @@ that breaks the schema `malformed`, and in accounts mode a request whose AMQP `u
 (which the broker checks) is not its `requester_id` `forbidden`. Who may read what
 follows the directory, as the archive folds it: a group's history and search, its
 current members; a DM, its two parties (a request names the requester's own DMs by the
-peer, so only a registered requester is checked). What to answer an allowed request
+peer, so only a registered requester is checked, and a DM_PEERS_REQUEST asks only for
+the requester's own). What to answer an allowed request
 with is the face's (`Answer`), given the groups the requester may search. A
 request without `reply_to` has nowhere to go: it is acked, dropped and logged. A
 request is acked once its answer is confirmed, so a worker that dies first leaves it to
@@ -25,6 +26,7 @@ from chat_tui.protocol.archive import (
     ArchiveAnswer,
     ArchiveRefusal,
     ArchiveRequest,
+    DmPeersRequest,
     RefusalReason,
     decode_request,
 )
@@ -52,7 +54,7 @@ def access_problem(request: ArchiveRequest, directory: DirectorySnapshot) -> str
     requester = request.requester_id
     if requester not in directory.users:
         return f"{requester!r} is not a registered user"
-    group = request.group_id
+    group = None if isinstance(request, DmPeersRequest) else request.group_id
     if group is not None and requester not in directory.groups.get(group, set()):
         return f"{requester!r} is not a member of {group!r}"
     return None
@@ -143,7 +145,7 @@ class RequestServer:
         try:
             request = decode_request(body)
         except MalformedMessageError as exc:
-            return refusal("malformed", f"not a history or search request: {exc}")
+            return refusal("malformed", f"not an archive request: {exc}")
         if self.verify_requesters and user_id != request.requester_id:
             return refusal(
                 "forbidden",

@@ -15,7 +15,7 @@ from chat_tui.config import Settings
 from chat_tui.core.archive_client import ArchiveClient
 from chat_tui.core.backfill import Backfill
 from chat_tui.core.background import BackgroundTasks
-from chat_tui.core.errors import ArchiveRefusedError, ChatError
+from chat_tui.core.errors import ArchiveRefusedError, ArchiveUnavailableError, ChatError
 from chat_tui.core.groups import parse_group_id
 from chat_tui.core.records import StoredMessage
 from chat_tui.core.search import Search, SearchHit, SearchOutcome
@@ -30,8 +30,8 @@ from chat_tui.transport.link import BrokerLink
 log = logging.getLogger(__name__)
 
 FILL_DMS_WITH_AT_MOST = 200
-"""A new device asks for the DM with each user the directory knows, up to this many:
-the archive has no request that lists one's conversations."""
+"""Before DM_PEERS_REQUEST (an archive that refuses it as malformed), a new device asks
+for the DM with each user the directory knows, up to this many."""
 JOIN_HISTORY_TRIES = 4
 """A join's history request can reach the archive before it has folded the join from
 the directory, which refuses it; it is asked again this many times, a second apart."""
@@ -137,7 +137,7 @@ class History:
 
     async def fill_conversations(self, *, every_dm: bool, timeout: float | None) -> None:
         """The recent history of every conversation the cache and the directory know of
-        (with `every_dm`, also the DM with each user, up to FILL_DMS_WITH_AT_MOST)."""
+        (with `every_dm`, also every DM the archive holds of this user)."""
         me = self._store.me
         try:
             async with asyncio.timeout(timeout):
@@ -145,8 +145,22 @@ class History:
                 found = {s.conversation for s in await self._store.conversations()}
                 found |= {Conversation.group(g) for g in await self._store.groups_of(me)}
                 if every_dm:
-                    others = [u for u in await self._store.users() if u != me]
-                    found |= {Conversation.dm(u) for u in others[:FILL_DMS_WITH_AT_MOST]}
+                    found |= await self._archived_dms()
                 await self._backfill.fill(sorted(found))
         except TimeoutError:
             log.warning("filling the conversations from the archive took over %s s", timeout)
+
+    async def _archived_dms(self) -> set[Conversation]:
+        """The DMs the archive holds of this user; from an archive that does not know
+        DM_PEERS_REQUEST yet, the DM with each known user, up to FILL_DMS_WITH_AT_MOST."""
+        try:
+            answer = await self.archive.dm_peers()
+        except ArchiveRefusedError as exc:
+            log.info("the archive lists no DM peers (%s); asking per user", exc)
+        except ArchiveUnavailableError:
+            return set()  # said once already; the fill's own requests would fail too
+        else:
+            return {Conversation.dm(peer.peer_id) for peer in answer.peers}
+        me = self._store.me
+        others = [u for u in await self._store.users() if u != me]
+        return {Conversation.dm(u) for u in others[:FILL_DMS_WITH_AT_MOST]}

@@ -2,9 +2,10 @@
 
 A client publishes a request to NS.messages with routing key `archive.request`
 (`names.ARCHIVE_REQUEST_KEY`), `reply_to: amq.rabbitmq.reply-to` and a `correlation_id`;
-an archive worker answers on direct reply-to with a `HISTORY_PAGE`, `SEARCH_RESULTS` or
-`ARCHIVE_REFUSAL` carrying the same `correlation_id`. The messages are protocol version 2
-types, so a version 2 receiver that meets one in its inbox by mistake ignores it.
+an archive worker answers on direct reply-to with a `HISTORY_PAGE`, `SEARCH_RESULTS`,
+`DM_PEERS` or `ARCHIVE_REFUSAL` carrying the same `correlation_id`. The messages are
+protocol version 2 types, so a version 2 receiver that meets one in its inbox by mistake
+ignores it.
 
 Every answer stays under `MAX_BODY_BYTES`: the archive puts fewer messages on a page
 rather than exceed it, and says where to go on with `next_cursor`.
@@ -19,6 +20,7 @@ from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, model_
 from chat_tui.protocol.models import (
     GroupId,
     SendMessage,
+    Timestamp,
     UserId,
     WireModel,
     body_text,
@@ -29,8 +31,10 @@ ARCHIVE_PROTOCOL_VERSION: Final = 2
 
 HISTORY_REQUEST: Final = "HISTORY_REQUEST"
 SEARCH_REQUEST: Final = "SEARCH_REQUEST"
+DM_PEERS_REQUEST: Final = "DM_PEERS_REQUEST"
 HISTORY_PAGE: Final = "HISTORY_PAGE"
 SEARCH_RESULTS: Final = "SEARCH_RESULTS"
+DM_PEERS: Final = "DM_PEERS"
 ARCHIVE_REFUSAL: Final = "ARCHIVE_REFUSAL"
 
 MAX_HISTORY_LIMIT = 200
@@ -39,6 +43,8 @@ MAX_SEARCH_LIMIT = 100
 MAX_QUERY_CHARS = 256
 MAX_CURSOR_CHARS = 128
 MAX_SNIPPET_CHARS = 300
+MAX_DM_PEERS = 500
+"""The most DM peers one answer lists: about 40 KB, under the body limit."""
 
 HistoryDirection = Literal["older", "newer"]
 RefusalReason = Literal["forbidden", "malformed", "too_large", "unavailable"]
@@ -103,6 +109,15 @@ class SearchRequest(_OneConversation):
         return self
 
 
+class DmPeersRequest(_ArchiveModel):
+    """The users the requester has DMs with in the archive, the most recent first: what
+    a new device fills its DMs from."""
+
+    type: Literal["DM_PEERS_REQUEST"] = DM_PEERS_REQUEST
+    requester_id: UserId
+    limit: int = Field(default=MAX_DM_PEERS, ge=1, le=MAX_DM_PEERS)
+
+
 class HistoryPage(_ArchiveModel):
     """Messages in conversation order (oldest first) whichever the direction, and the
     cursor that continues in the request's direction (None: nothing further)."""
@@ -127,6 +142,19 @@ class SearchResults(_ArchiveModel):
     hits: tuple[SearchHit, ...]
 
 
+class DmPeer(WireModel):
+    peer_id: UserId
+    """The other party (the requester's own ID for notes to self)."""
+    last_at: Timestamp
+    """The `timestamp` of the newest message between the two in the archive."""
+
+
+class DmPeers(_ArchiveModel):
+    type: Literal["DM_PEERS"] = DM_PEERS
+    peers: tuple[DmPeer, ...]
+    """The most recent first, at most the request's `limit`."""
+
+
 class ArchiveRefusal(_ArchiveModel):
     """The archive will not answer this request: never an empty page in its place."""
 
@@ -135,8 +163,8 @@ class ArchiveRefusal(_ArchiveModel):
     detail: Annotated[str, Field(max_length=500)]
 
 
-ArchiveRequest = HistoryRequest | SearchRequest
-ArchiveAnswer = HistoryPage | SearchResults | ArchiveRefusal
+ArchiveRequest = HistoryRequest | SearchRequest | DmPeersRequest
+ArchiveAnswer = HistoryPage | SearchResults | DmPeers | ArchiveRefusal
 
 _request_adapter: TypeAdapter[ArchiveRequest] = TypeAdapter(
     Annotated[ArchiveRequest, Field(discriminator="type")]
@@ -147,7 +175,8 @@ _answer_adapter: TypeAdapter[ArchiveAnswer] = TypeAdapter(
 
 
 def decode_request(body: bytes) -> ArchiveRequest:
-    """A HISTORY_REQUEST or SEARCH_REQUEST; MalformedMessageError for anything else."""
+    """A HISTORY_REQUEST, SEARCH_REQUEST or DM_PEERS_REQUEST; MalformedMessageError for
+    anything else."""
     try:
         return _request_adapter.validate_json(body_text(body))
     except ValidationError as exc:
@@ -155,7 +184,8 @@ def decode_request(body: bytes) -> ArchiveRequest:
 
 
 def decode_answer(body: bytes) -> ArchiveAnswer:
-    """A HISTORY_PAGE, SEARCH_RESULTS or ARCHIVE_REFUSAL; MalformedMessageError otherwise."""
+    """A HISTORY_PAGE, SEARCH_RESULTS, DM_PEERS or ARCHIVE_REFUSAL; MalformedMessageError
+    otherwise."""
     try:
         return _answer_adapter.validate_json(body_text(body))
     except ValidationError as exc:

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 from chat_tui.protocol.archive import (
     ArchiveRefusal,
+    DmPeers,
+    DmPeersRequest,
     HistoryPage,
     HistoryRequest,
     SearchRequest,
@@ -141,6 +144,36 @@ async def test_a_non_member_is_refused_a_groups_history_and_search(world: Archiv
     # Search across everything finds nothing of #lobby for her: it is not hers to read.
     answer = await world.ask(SearchRequest(requester_id="eve", query="message"))
     assert isinstance(answer, SearchResults) and answer.hits == ()
+
+
+async def test_a_user_is_told_whom_she_has_dms_with_the_most_recent_first(
+    world: ArchiveWorld,
+) -> None:
+    await world.register("alice", "bob", "carol", "dave")
+    await world.join("lobby", "alice", "dave")
+    await world.start_worker()
+    start = datetime.now(UTC) - timedelta(hours=1)
+    messages = [
+        chat("bob", to="alice", content="old", at=start),
+        chat("alice", to="carol", content="newer", at=start + timedelta(minutes=10)),
+        chat("alice", to="bob", content="newest", at=start + timedelta(minutes=20)),
+        chat("alice", to="alice", content="a note to self", at=start + timedelta(minutes=5)),
+        chat("carol", to="bob", content="not hers", at=start + timedelta(minutes=30)),
+        chat("dave", group="lobby", content="a group, not a DM", at=start),
+    ]
+    await world.send(messages)
+    await eventually(lambda: world.holds(len(messages)), what="the DMs archived")
+
+    answer = await world.ask(DmPeersRequest(requester_id="alice"))
+    assert isinstance(answer, DmPeers)
+    assert [p.peer_id for p in answer.peers] == ["bob", "carol", "alice"]
+    assert answer.peers[0].last_at == messages[2].timestamp
+    two = await world.ask(DmPeersRequest(requester_id="alice", limit=2))
+    assert isinstance(two, DmPeers) and [p.peer_id for p in two.peers] == ["bob", "carol"]
+    nobody = await world.ask(DmPeersRequest(requester_id="dave"))
+    assert isinstance(nobody, DmPeers) and nobody.peers == ()
+    stranger = await world.ask(DmPeersRequest(requester_id="mallory"))
+    assert isinstance(stranger, ArchiveRefusal) and stranger.reason == "forbidden"
 
 
 async def test_a_member_who_left_is_refused_and_one_who_just_joined_is_answered(

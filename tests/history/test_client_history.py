@@ -12,8 +12,11 @@ import pytest
 from aio_pika.abc import AbstractRobustConnection
 from aiormq.exceptions import ChannelNotFoundEntity
 
+from chat_tui.core import history as history_module
+from chat_tui.core.archive_client import ArchiveClient
 from chat_tui.core.client import ChatClient
 from chat_tui.core.errors import ArchiveRefusedError, ArchiveUnavailableError
+from chat_tui.protocol.archive import DmPeers
 from chat_tui.protocol.conversations import Conversation
 from tests.conftest import Deployment, eventually, knows
 from tests.history.conftest import HistorySink, RunningArchive, delete_archive_queues, texts
@@ -78,9 +81,23 @@ async def test_a_joiner_gets_the_groups_history_not_unread_and_without_receipts(
     assert texts(await bob.cache.history(LOBBY))[-1] == "hi all"
 
 
+@pytest.mark.parametrize("archive_lists_dms", [True, False], ids=["dm-peers", "older-archive"])
 async def test_a_new_device_fills_its_conversations_own_messages_included(
-    deployment: Deployment, archive: RunningArchive, tmp_path: Path
+    deployment: Deployment,
+    archive: RunningArchive,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    archive_lists_dms: bool,
 ) -> None:
+    if archive_lists_dms:
+        # Her DMs can come only from the archive's list, not from asking per user.
+        monkeypatch.setattr(history_module, "FILL_DMS_WITH_AT_MOST", 0)
+    else:
+
+        async def refused(_self: ArchiveClient) -> DmPeers:
+            raise ArchiveRefusedError("the archive refused: not an archive request (malformed)")
+
+        monkeypatch.setattr(ArchiveClient, "dm_peers", refused)
     alice = await lobby_with(deployment, "group line")
     bob, _ = await user(deployment, "bob")
     await bob.join_group("lobby")

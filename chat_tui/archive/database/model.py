@@ -109,6 +109,10 @@ class ArchiveDatabase(Protocol):
         error. Only messages `readable` allows; best first, among the newest
         `RANKED_MATCHES` of them that match."""
 
+    async def dm_peers(self, user_id: str, limit: int) -> list[tuple[str, datetime]]:
+        """The users `user_id` has DMs with (itself, for notes to self), each with the
+        time of their newest message, the most recent first."""
+
     async def purge_before(self, cutoff: datetime) -> int:
         """Retention: remove every message sent before `cutoff` (and its search
         entry); returns how many."""

@@ -266,6 +266,21 @@ class PostgresArchive:
             for message in (_message(row),)
         ]
 
+    async def dm_peers(self, user_id: str, limit: int) -> list[tuple[str, datetime]]:
+        # `access` names a DM's two parties: its index finds the user's DMs.
+        sql = (
+            "SELECT CASE WHEN sender_id = $1 THEN recipient_id ELSE sender_id END AS peer,"
+            " max(sent_at) AS last FROM archive_messages"
+            " WHERE access @@ $2::tsquery AND group_id IS NULL"
+            " GROUP BY peer ORDER BY last DESC, peer LIMIT $3"
+        )
+        party = f"'u:{validate_id(user_id, 'user ID')}'"
+
+        async def read(conn: asyncpg.pool.PoolConnectionProxy) -> list[asyncpg.Record]:
+            return await conn.fetch(sql, user_id, party, limit)
+
+        return [(row["peer"], row["last"]) for row in await self._with_connection(read)]
+
     async def purge_before(self, cutoff: datetime) -> int:
         async def delete(conn: asyncpg.pool.PoolConnectionProxy) -> int:
             status = await conn.execute("DELETE FROM archive_messages WHERE sent_at < $1", cutoff)

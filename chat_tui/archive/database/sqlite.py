@@ -243,6 +243,21 @@ class SqliteArchive:
             hits.append(ArchiveHit(message, snippet(message.content, words), -score))
         return hits
 
+    async def dm_peers(self, user_id: str, limit: int) -> list[tuple[str, datetime]]:
+        # A scan of the table: asked once per new device, and an index on either party
+        # would cost every insert.
+        sql = (
+            "SELECT CASE WHEN sender_id = :user THEN recipient_id ELSE sender_id END AS peer,"
+            " max(sent_at) AS last FROM messages"
+            " WHERE group_id IS NULL AND (sender_id = :user OR recipient_id = :user)"
+            " GROUP BY peer ORDER BY last DESC, peer LIMIT :limit"
+        )
+
+        def read(conn: sqlite3.Connection) -> list[tuple[str, int]]:
+            return conn.execute(sql, {"user": user_id, "limit": limit}).fetchall()
+
+        return [(peer, from_micros(last)) for peer, last in await self._run(read)]
+
     async def purge_before(self, cutoff: datetime) -> int:
         micros = to_micros(cutoff)
 
