@@ -83,32 +83,44 @@ class ArchiveWorker:
         await self.stop()
 
     async def start(self, connect_timeout: float = 5.0) -> None:
-        """Connect (retrying while the broker is unreachable), follow the directory to
-        its end, then consume both queues. Raises `ArchiveRefused`."""
+        """Connect (retrying while the broker is unreachable, or answers with one of our
+        queues down), follow the directory to its end, then consume both queues. Raises
+        `ArchiveRefused`."""
         backoff = Backoff(self.settings.reconnect_interval, 30.0)
         while True:
+            await self._connect(backoff, connect_timeout)
+            if not self._tasks:
+                self._tasks.append(asyncio.create_task(self.follower.run()))
+                self._tasks.append(asyncio.create_task(self.intake.run()))
+                self._tasks.append(asyncio.create_task(self._report_every(REPORT_INTERVAL)))
             try:
-                await self.link.connect(connect_timeout)
-                break
+                await self.link.consume_directory(self.follower.on_delivery)
+                self.follower.started()
+                await self.follower.wait_caught_up(10.0)
+                await self.link.consume_archive(self.intake.on_delivery)
+                await self.link.consume_requests(self.requests.on_delivery)
+                return
+            except BrokerRefused as exc:
+                await self.stop()
+                raise ArchiveRefused(str(exc)) from None
+            except BrokerUnreachable as exc:  # a queue whose node is down, a lost link
+                log.warning("%s; setting up again in %g s", exc, backoff.current)
+                await self.link.drop()
+                await backoff.wait()
+
+    async def _connect(self, backoff: Backoff, timeout: float) -> None:
+        while True:
+            try:
+                await self.link.connect(timeout)
             except BrokerRefused as exc:
                 raise ArchiveRefused(str(exc)) from None
             except BrokerUnreachable as exc:
                 log.warning("%s; next try in %g s", exc, backoff.current)
                 await backoff.wait()
-        mode = "accounts" if self.accounts_mode else "open"
-        log.info("archive connected to %s (%s mode)", self.link.node, mode)
-        self._tasks.append(asyncio.create_task(self.follower.run()))
-        self._tasks.append(asyncio.create_task(self.intake.run()))
-        self._tasks.append(asyncio.create_task(self._report_every(REPORT_INTERVAL)))
-        try:
-            await self.link.consume_directory(self.follower.on_delivery)
-            self.follower.started()
-            await self.follower.wait_caught_up(10.0)
-            await self.link.consume_archive(self.intake.on_delivery)
-            await self.link.consume_requests(self.requests.on_delivery)
-        except BrokerRefused as exc:
-            await self.stop()
-            raise ArchiveRefused(str(exc)) from None
+            else:
+                mode = "accounts" if self.accounts_mode else "open"
+                log.info("archive connected to %s (%s mode)", self.link.node, mode)
+                return
 
     def summary(self) -> str:
         stored, answered = self.intake.counters, self.requests.counters
@@ -134,9 +146,12 @@ class ArchiveWorker:
 
     async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         await self.link.stop_consuming()
-        if not await self.intake.finish(timeout):
+        # One deadline for both: the intake and the requests finish side by side.
+        finished, _ = await asyncio.gather(
+            self.intake.finish(timeout), self.requests.finish(timeout)
+        )
+        if not finished:
             log.warning("the messages received did not all finish; the broker redelivers the rest")
-        await self.requests.finish(timeout)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -80,6 +80,7 @@ class Connector:
                 # The broker answered: try again after the same delay, not a longer one.
                 await asyncio.sleep(self._backoff.current)
                 continue
+            self._told_unavailable = None  # a queue down again later is news again
             self.first_attempt_ended.set()
             return
 

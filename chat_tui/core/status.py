@@ -62,7 +62,6 @@ class StatusBoard:
         """Set when retrying cannot help: the broker refused us (see `refused`)."""
         self.unsent_messages = 0
         self.standby = False
-        self._unavailable_queue: str | None = None
         self.current = ClientStatus(ConnectionState.CONNECTING)
 
     @property
@@ -87,8 +86,6 @@ class StatusBoard:
         if link.refused is not None:
             self.refused(link.refused)
             return
-        if link.state is not LinkState.OFFLINE:
-            self._unavailable_queue = None  # said only by `offline`, until the link moves
         self._link = link
         self._update_online()
         self.publish()
@@ -100,8 +97,14 @@ class StatusBoard:
         next_retry_at: datetime | None = None,
         unavailable_queue: str | None = None,
     ) -> None:
-        self._unavailable_queue = unavailable_queue
-        self.link_changed(LinkStatus(LinkState.OFFLINE, next_retry_at=next_retry_at, error=error))
+        self.link_changed(
+            LinkStatus(
+                LinkState.OFFLINE,
+                next_retry_at=next_retry_at,
+                error=error,
+                unavailable_queue=unavailable_queue,
+            )
+        )
 
     def refused(self, error: str) -> None:
         """The broker refused us for good: say so until the client stops."""
@@ -144,6 +147,6 @@ class StatusBoard:
             standby=self.standby,
             refused=self.fatal_error,
             node=link.node if link.state is LinkState.ONLINE else None,
-            unavailable_queue=self._unavailable_queue,
+            unavailable_queue=link.unavailable_queue,
         )
         self._publish(self.current)

@@ -121,6 +121,8 @@ class LinkStatus:
     changed, a right taken away): what was refused and what to do. The link is closed."""
     node: str | None = None
     """`host:port` of the node the link is on, while it is online."""
+    unavailable_queue: str | None = None
+    """The broker answered, but cannot serve this queue of ours (`QueueUnavailable`)."""
 
 
 @dataclass(frozen=True)
@@ -309,9 +311,17 @@ class Transport:
         # aio-pika tries again at once, and that attempt goes to the next node.
         self.nodes.move_on(self._connection)
         retry = datetime.now(UTC) + timedelta(seconds=self.reconnect_interval)
-        reason = str(exc) if exc else "connection closed"
+        down = queue_down(redact(self.url), exc) if exc is not None else None
+        reason = str(down or exc) if exc else "connection closed"
         log.warning("broker connection lost: %r", exc)
-        self._set_status(LinkStatus(LinkState.RECONNECTING, next_retry_at=retry, error=reason))
+        self._set_status(
+            LinkStatus(
+                LinkState.RECONNECTING,
+                next_retry_at=retry,
+                error=reason,
+                unavailable_queue=down.queue if down is not None else None,
+            )
+        )
         if self._refusal_task is None or self._refusal_task.done():
             self._refusal_task = asyncio.create_task(self._probe_for_refusal())
 

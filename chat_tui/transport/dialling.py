@@ -26,7 +26,12 @@ from aio_pika.exceptions import AMQPError
 from aiormq.exceptions import ChannelClosed
 
 from chat_tui.config import redact
-from chat_tui.transport.errors import BrokerRefused, BrokerUnreachable, broker_reply
+from chat_tui.transport.errors import (
+    BrokerRefused,
+    BrokerUnreachable,
+    QueueUnavailable,
+    broker_reply,
+)
 from chat_tui.transport.nodes import BrokerNodes
 from chat_tui.transport.refusals import Refusals, queue_down
 
@@ -52,10 +57,14 @@ async def on_first_answering(nodes: BrokerNodes, attempt: Callable[[], Awaitable
             failures.append(exc)
     if len(failures) == 1:
         raise failures[0]
-    raise BrokerUnreachable(
-        f"cannot reach any of the {len(failures)} RabbitMQ nodes: "
-        + "; ".join(str(failure) for failure in failures)
+    text = f"cannot reach any of the {len(failures)} RabbitMQ nodes: " + "; ".join(
+        str(failure) for failure in failures
     )
+    # A node that answered with a queue down says more than the others' silence.
+    for failure in failures:
+        if isinstance(failure, QueueUnavailable):
+            raise QueueUnavailable(text, failure.queue)
+    raise BrokerUnreachable(text)
 
 
 async def open_on_node(

@@ -23,6 +23,7 @@ from chat_tui.transport.errors import (
     SetupRefused,
     broker_reply,
 )
+from chat_tui.transport.refusals import queue_down
 
 STREAM_PREFETCH = 1000
 """A stream consumer must set a prefetch; a large one lets the read go at full speed."""
@@ -63,6 +64,8 @@ async def read_stream(
         async with asyncio.timeout(timeout):
             return await _read_all(connection, queue, quiet)
     except ChannelClosed as exc:
+        if (down := queue_down(where, exc)) is not None:
+            raise down from None
         raise SetupRefused(
             f"the broker at {where} refused to let {login_of(url)!r} read {queue} "
             f"({broker_reply(exc)}): run 'chat-tui admin init', and give that login read rights "

@@ -46,11 +46,13 @@ from chat_tui.transport.consumers import AmqpDelivery, DeliveryHandler, QueueCon
 from chat_tui.transport.dialling import on_first_answering, open_on_node, watch_for_refusal
 from chat_tui.transport.errors import (
     BrokerRefused,
+    BrokerUnreachable,
     PublishFailed,
+    broker_reply,
     described,
 )
 from chat_tui.transport.nodes import BrokerNodes
-from chat_tui.transport.refusals import ArchiveRefusals
+from chat_tui.transport.refusals import ArchiveRefusals, queue_down
 from chat_tui.transport.topology import declare_directory, declare_shared
 
 log = logging.getLogger(__name__)
@@ -287,9 +289,14 @@ class WorkQueues:
             await consumer.start()
         except ChannelClosed as exc:
             refusal = self._refusals.setup_refusal(exc)
-            if refusal is None:
-                raise
-            raise refusal from None
+            if refusal is not None:
+                raise refusal from None
+            if (down := queue_down(redact(self.url), exc)) is not None:
+                raise down from None
+            # A queue gone while we set up (open mode declares it again next time).
+            raise BrokerUnreachable(
+                f"lost RabbitMQ at {redact(self.url)} while consuming: {broker_reply(exc)}"
+            ) from None
 
     async def stop_consuming(self) -> None:
         """Take no more deliveries; those already here can still be settled until
@@ -326,6 +333,17 @@ class WorkQueues:
 
     async def close(self) -> None:
         self._closing = True
+        await self._close_link()
+
+    async def drop(self) -> None:
+        """Close the link after a set-up that failed, for a fresh `connect`."""
+        self._closing = True  # a loss we made: no reconnect, no probe
+        try:
+            await self._close_link()
+        finally:
+            self._closing = False
+
+    async def _close_link(self) -> None:
         for consumer in self._consumers:
             consumer.close()
         self._consumers.clear()

@@ -63,6 +63,12 @@ def test_a_lost_directory_stream_is_explained_and_the_readmes_remedy_works(
     assert f"its queue {directory!r} is unavailable" in refused.stderr, said
     assert '"A queue RabbitMQ lost" in the README' in refused.stderr, said
     assert "unreachable" not in said
+    # What the README has an administrator check before the remedy.
+    states = dict(
+        line.split("\t")[:2]
+        for line in world.node.ctl("list_queues", "-q", "name", "state").splitlines()
+    )
+    assert states[directory] == "down", states
 
     assert world.node.ctl(*readme_remedy(world.namespace)).strip() == "ok"
 
