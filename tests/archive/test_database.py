@@ -532,3 +532,32 @@ async def test_a_postgres_archive_made_before_access_gains_it_when_opened(
     finally:
         await admin.execute(f"DROP SCHEMA {schema} CASCADE")
         await admin.close()
+
+
+async def test_a_worker_opening_a_current_postgres_archive_takes_no_lock_on_its_table(
+    module_database: str,
+) -> None:
+    """DDL would queue behind whatever holds the table (a dump, a long purge) and every
+    other worker's inserts behind it: a worker that finds the schema current runs none."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    url = f"{module_database}?search_path={schema}"
+    admin = await asyncpg.connect(module_database)
+    try:
+        await admin.execute(f"CREATE SCHEMA {schema}")
+        first = open_archive_database(url)
+        await first.open()
+        await first.close()
+        holder = await asyncpg.connect(url)
+        try:
+            async with holder.transaction():
+                # What a pg_dump holds; it conflicts with ALTER TABLE and CREATE INDEX.
+                await holder.execute("LOCK TABLE archive_messages IN SHARE UPDATE EXCLUSIVE MODE")
+                second = open_archive_database(url)
+                async with asyncio.timeout(5):
+                    await second.open()
+                await second.close()
+        finally:
+            await holder.close()
+    finally:
+        await admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        await admin.close()

@@ -10,6 +10,7 @@ index instead of reading every match from the table to check it. Losing the serv
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -33,13 +34,16 @@ from chat_tui.protocol.models import SendMessage
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 POOL_SIZE = 4
 CONNECT_TIMEOUT = 5.0
 COMMAND_TIMEOUT = 30.0
+"""A server that stops answering is the same as one that is down: hand the work back."""
 SCHEMA_TIMEOUT = 3_600.0
 """Creating the schema can mean adding `access` to an archive made before it: a rewrite
-of the table (7 s for a million messages here), far past COMMAND_TIMEOUT on a big one."""
-"""A server that stops answering is the same as one that is down: hand the work back."""
+of the table (7 s for a million messages here), far past COMMAND_TIMEOUT on a big one;
+a worker starting meanwhile waits for it as long."""
 SCHEMA_LOCK = 0x63686174_61726368  # "chatarch": one worker at a time creates the schema
 
 SCHEMA = """
@@ -62,6 +66,24 @@ CREATE INDEX IF NOT EXISTS archive_messages_by_conversation
 CREATE INDEX IF NOT EXISTS archive_messages_by_time ON archive_messages (sent_at);
 CREATE INDEX IF NOT EXISTS archive_messages_search ON archive_messages USING gin (search);
 CREATE INDEX IF NOT EXISTS archive_messages_access ON archive_messages USING gin (access);
+"""
+
+SCHEMA_IS_CURRENT = """
+SELECT to_regclass('archive_messages_access') IS NOT NULL AND EXISTS (
+    SELECT 1 FROM pg_attribute
+    WHERE attrelid = to_regclass('archive_messages') AND attname = 'access'
+    AND NOT attisdropped
+)
+"""
+"""The newest objects of SCHEMA exist, so all of it does: a worker that starts then runs
+no DDL, which would lock the table (ADD COLUMN IF NOT EXISTS takes its lock before it
+looks) against the other workers' inserts and searches."""
+TABLE_WITHOUT_ACCESS = """
+SELECT to_regclass('archive_messages') IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM pg_attribute
+    WHERE attrelid = to_regclass('archive_messages') AND attname = 'access'
+    AND NOT attisdropped
+)
 """
 
 _COLUMNS = "m.message_id, m.sender_id, m.group_id, m.recipient_id, m.content, m.sent_at"
@@ -158,9 +180,19 @@ class PostgresArchive:
             raise
 
         async def create_schema(conn: asyncpg.pool.PoolConnectionProxy) -> None:
+            if await conn.fetchval(SCHEMA_IS_CURRENT):
+                return
             async with conn.transaction():
                 # Two workers starting at once would race on CREATE ... IF NOT EXISTS.
-                await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK, timeout=SCHEMA_TIMEOUT
+                )
+                if await conn.fetchval(TABLE_WITHOUT_ACCESS):
+                    log.warning(
+                        "adding the access column to the archive's table %s: a rewrite "
+                        "of the table, during which the other workers wait",
+                        self._where(),
+                    )
                 await conn.execute(SCHEMA, timeout=SCHEMA_TIMEOUT)
 
         try:
@@ -252,8 +284,8 @@ class PostgresArchive:
         # about the words ranks above a long one that mentions them once.
         sql = (
             f"WITH newest AS (SELECT {_COLUMNS}, m.search FROM archive_messages AS m"
-            f" WHERE {where} ORDER BY m.sent_at DESC LIMIT $4)"
-            " SELECT m.*, ts_rank(m.search, plainto_tsquery('simple', $1), 1) AS rank"
+            f" WHERE {where} ORDER BY m.sent_at DESC, m.message_id DESC LIMIT $4)"
+            f" SELECT {_COLUMNS}, ts_rank(m.search, plainto_tsquery('simple', $1), 1) AS rank"
             " FROM newest AS m ORDER BY rank DESC, m.sent_at DESC, m.message_id LIMIT $3"
         )
 
