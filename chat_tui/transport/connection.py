@@ -66,7 +66,12 @@ from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import Names, group_key
 from chat_tui.protocol.queues import QueueType
 from chat_tui.transport.consumers import DeliveryHandler, QueueConsumer
-from chat_tui.transport.dialling import on_first_answering, open_on_node, watch_for_refusal
+from chat_tui.transport.dialling import (
+    on_first_answering,
+    open_on_node,
+    setup_failure,
+    watch_for_refusal,
+)
 from chat_tui.transport.errors import (
     BrokerRefused,
     BrokerUnreachable,
@@ -478,12 +483,7 @@ class Transport:
         try:
             await consumer.start()
         except ChannelClosed as exc:
-            refusal = self._refusals.setup_refusal(exc)
-            if refusal is not None:
-                raise refusal from None
-            if (down := queue_down(redact(self.url), exc)) is not None:
-                raise down from None
-            raise
+            raise setup_failure(self.nodes, self._refusals, exc, "consuming") from None
 
     def _close_consumers(self) -> None:
         for consumer in self._consumers:

@@ -102,27 +102,35 @@ async def open_on_node(
         with contextlib.suppress(Exception):
             await connection.close()
         if isinstance(exc, ChannelClosed):
-            # Before the refusals: in accounts mode a NOT_FOUND reads as a missing
-            # object, never retried, and this one is a node that may come back.
-            if (down := queue_down(redact(nodes.url), exc)) is not None:
-                raise down from None
-            refusal = refusals.setup_refusal(exc)
-            if refusal is not None:
-                raise refusal from None
-            raise _lost_while_setting_up(nodes, broker_reply(exc)) from None
+            raise setup_failure(nodes, refusals, exc) from None
         if isinstance(exc, _TROUBLE):
             # The broker went away (or restarted) between the handshake and the end of
             # the declarations: that is "unreachable, retry", not a crash of the
             # caller's connect loop, which would leave it offline for good (scenario 2).
-            raise _lost_while_setting_up(nodes, str(exc)) from None
+            raise _lost_while(nodes, "setting up", str(exc)) from None
         raise
     connection.close_callbacks.add(on_lost)
     connection.reconnect_callbacks.add(on_restored)
     return connection, declared
 
 
-def _lost_while_setting_up(nodes: BrokerNodes, why: str) -> BrokerUnreachable:
-    return BrokerUnreachable(f"lost RabbitMQ at {redact(nodes.url)} while setting up: {why}")
+def setup_failure(
+    nodes: BrokerNodes, refusals: Refusals, exc: ChannelClosed, doing: str = "setting up"
+) -> BrokerRefused | BrokerUnreachable:
+    """What a channel closed while declaring or consuming means, for either link: a
+    refusal (never retried), a queue whose node is down (`QueueUnavailable`), or else
+    the link lost under us (retry; in open mode the next attempt declares again)."""
+    refusal = refusals.setup_refusal(exc)
+    if refusal is not None:
+        return refusal
+    down = queue_down(redact(nodes.url), exc)
+    if down is not None:
+        return down
+    return _lost_while(nodes, doing, broker_reply(exc))
+
+
+def _lost_while(nodes: BrokerNodes, doing: str, why: str) -> BrokerUnreachable:
+    return BrokerUnreachable(f"lost RabbitMQ at {redact(nodes.url)} while {doing}: {why}")
 
 
 async def watch_for_refusal(

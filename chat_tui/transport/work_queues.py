@@ -43,16 +43,19 @@ from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import Names
 from chat_tui.protocol.queues import QueueType, archive_topology
 from chat_tui.transport.consumers import AmqpDelivery, DeliveryHandler, QueueConsumer
-from chat_tui.transport.dialling import on_first_answering, open_on_node, watch_for_refusal
+from chat_tui.transport.dialling import (
+    on_first_answering,
+    open_on_node,
+    setup_failure,
+    watch_for_refusal,
+)
 from chat_tui.transport.errors import (
     BrokerRefused,
-    BrokerUnreachable,
     PublishFailed,
-    broker_reply,
     described,
 )
 from chat_tui.transport.nodes import BrokerNodes
-from chat_tui.transport.refusals import ArchiveRefusals, queue_down
+from chat_tui.transport.refusals import ArchiveRefusals
 from chat_tui.transport.topology import declare_directory, declare_shared
 
 log = logging.getLogger(__name__)
@@ -288,15 +291,7 @@ class WorkQueues:
         try:
             await consumer.start()
         except ChannelClosed as exc:
-            refusal = self._refusals.setup_refusal(exc)
-            if refusal is not None:
-                raise refusal from None
-            if (down := queue_down(redact(self.url), exc)) is not None:
-                raise down from None
-            # A queue gone while we set up (open mode declares it again next time).
-            raise BrokerUnreachable(
-                f"lost RabbitMQ at {redact(self.url)} while consuming: {broker_reply(exc)}"
-            ) from None
+            raise setup_failure(self.nodes, self._refusals, exc, "consuming") from None
 
     async def stop_consuming(self) -> None:
         """Take no more deliveries; those already here can still be settled until
