@@ -38,7 +38,7 @@ from chat_tui.protocol.names import (
     receipt_key,
     user_key,
 )
-from chat_tui.transport.connection import InboxAtConnect, LinkState, LinkStatus, Publishable
+from chat_tui.transport.connection import InboxAtConnect, LinkState, LinkStatus
 from chat_tui.transport.consumers import DeliveryHandler
 from chat_tui.transport.errors import (
     AuthenticationRefused,
@@ -47,6 +47,7 @@ from chat_tui.transport.errors import (
     PublishRefused,
     PublishReturned,
 )
+from chat_tui.transport.publisher import Publishable
 
 
 def topic_matches(pattern: str, routing_key: str) -> bool:

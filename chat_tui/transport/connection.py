@@ -1,6 +1,7 @@
 """The broker link: one robust aio-pika connection and its channels.
 
-- a publisher channel with confirms, where a mandatory publish nobody can route raises;
+- a publisher channel with confirms (`publisher.py`: what a publish means, and a new
+  channel after a nack);
 - a consumer channel with a prefetch for the inbox, and another for the receipts queue
   (each pipeline acks with `multiple`, so they must not share delivery tags);
 - a stream channel for the directory, which RabbitMQ requires to have its own QoS.
@@ -10,8 +11,7 @@ our `QueueConsumer`s register again from the channels' reopen callbacks (consume
 The queues are kept as attributes because the connection holds its channels only
 weakly: a channel that nothing references is not restored.
 
-Every publish carries the AMQP `user_id` of the login, which the broker checks. A
-refusal (the login, a right, a missing or differently declared object, the broker's
+A refusal (the login, a right, a missing or differently declared object, the broker's
 certificate) is a `BrokerRefused` that says what to do: retrying cannot help. That
 holds after the first connection too: aio-pika's reconnect loop retries every error
 forever, so while it reconnects the transport tries a plain connection of its own now
@@ -28,41 +28,30 @@ deliveries are never acked, as after any reconnect.
 What a refusal says lives in `refusals.py` (`ClientRefusals`), and what the client's
 link and the archive's do alike in dialling a node and probing it, in `dialling.py`.
 Over 400 lines: the `Transport` is the one link the core holds (`BrokerLink`), so the
-publisher channel and the consumers, which live and die with its connection, are here.
+declarations and the consumers, which live and die with its connection, are here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import aio_pika
 from aio_pika.abc import (
-    AbstractChannel,
-    AbstractExchange,
     AbstractQueue,
     AbstractRobustChannel,
     AbstractRobustConnection,
     AbstractRobustQueue,
 )
-from aio_pika.exceptions import (
-    AMQPError,
-    ChannelInvalidStateError,
-    DeliveryError,
-    PublishError,
-)
-from aiormq.exceptions import ChannelAccessRefused, ChannelClosed, ChannelPreconditionFailed
+from aiormq.exceptions import ChannelClosed
 from pydantic import SecretStr
 
 from chat_tui.config import redact
-from chat_tui.protocol.models import APP_ID, CONTENT_TYPE
 from chat_tui.protocol.names import Names, group_key
 from chat_tui.protocol.queues import QueueType
 from chat_tui.transport.consumers import DeliveryHandler, QueueConsumer
@@ -76,12 +65,9 @@ from chat_tui.transport.errors import (
     BrokerRefused,
     BrokerUnreachable,
     PublishFailed,
-    PublishRefused,
-    PublishReturned,
-    broker_reply,
-    described,
 )
 from chat_tui.transport.nodes import BrokerNodes
+from chat_tui.transport.publisher import Publishable, Publisher
 from chat_tui.transport.refusals import ClientRefusals, queue_down
 from chat_tui.transport.topology import (
     declare_directory,
@@ -94,19 +80,6 @@ from chat_tui.transport.topology import (
 )
 
 log = logging.getLogger(__name__)
-
-
-class Publishable(Protocol):
-    """What a publish needs; both Outgoing and a stored outbox row have it."""
-
-    @property
-    def routing_key(self) -> str: ...
-    @property
-    def message_type(self) -> str: ...
-    @property
-    def amqp_message_id(self) -> str: ...
-    @property
-    def body(self) -> bytes: ...
 
 
 class LinkState(StrEnum):
@@ -183,12 +156,7 @@ class Transport:
         self.on_reconnected: Callable[[], Awaitable[None]] | None = None
         self.status = LinkStatus(LinkState.OFFLINE)
         self._connection: AbstractRobustConnection | None = None
-        self._publisher: AbstractChannel | None = None
-        self._messages_exchange: AbstractExchange | None = None
-        """NS.messages, as the publisher channel sees it: every publish goes to it."""
-        self._publisher_nacked = False
-        """The broker nacked a publish on the publisher channel: use a new one."""
-        self._renewing = asyncio.Lock()
+        self._publisher: Publisher | None = None
         self._inbox: AbstractQueue | None = None
         self._receipts: AbstractQueue | None = None
         self._directory: AbstractQueue | None = None
@@ -265,7 +233,14 @@ class Transport:
             created = not await queue_exists(probe, self.names.inbox_queue(self.user_id))
             if not probe.is_closed:
                 await probe.close()
-        self._publisher, self._messages_exchange = publisher, messages
+        self._publisher = Publisher(
+            connection,
+            publisher,
+            messages,
+            self.names,
+            login=self.login,
+            confirm_timeout=self.confirm_timeout,
+        )
         inbox_channel = await connection.channel()
         await inbox_channel.set_qos(prefetch_count=self.prefetch)
         self._inbox = await declare_inbox(
@@ -390,45 +365,9 @@ class Transport:
 
     async def publish(self, out: Publishable) -> None:
         """Publish persistent and mandatory; return once the broker confirmed it."""
-        if self._messages_exchange is None or not self.online:
+        if self._publisher is None or not self.online:
             raise PublishFailed("not connected")
-        if self._publisher_nacked:
-            await self._renew_publisher()
-        assert self._messages_exchange is not None
-        message = aio_pika.Message(
-            out.body,
-            content_type=CONTENT_TYPE,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=out.amqp_message_id,
-            type=out.message_type,
-            timestamp=datetime.now(UTC),
-            app_id=APP_ID,
-            user_id=self.login,
-        )
-        try:
-            await self._messages_exchange.publish(
-                message, out.routing_key, mandatory=True, timeout=self.confirm_timeout
-            )
-        except PublishError:
-            raise PublishReturned(f"nobody to route {out.routing_key!r} to") from None
-        except ChannelAccessRefused as exc:
-            raise PublishRefused(
-                f"the broker does not let {self.login!r} publish to {out.routing_key!r} "
-                f"({broker_reply(exc)})"
-            ) from None
-        except ChannelPreconditionFailed as exc:
-            # The user_id is not the login (RabbitMQ checks it), or the message is over
-            # the broker's max_message_size: the same message can never pass.
-            raise PublishRefused(
-                f"the broker refused the message itself ({broker_reply(exc)})"
-            ) from None
-        except DeliveryError as exc:
-            self._publisher_nacked = True
-            raise PublishFailed(f"the broker refused it: {exc}") from None
-        except TimeoutError:
-            raise PublishFailed(f"no confirm within {self.confirm_timeout} s") from None
-        except (AMQPError, ChannelInvalidStateError, OSError, RuntimeError) as exc:
-            raise PublishFailed(f"connection trouble: {described(exc)}") from None
+        await self._publisher.publish(out)
 
     async def open_channel(self) -> AbstractRobustChannel:
         """A channel of its own, with confirms, for traffic of a protocol beside the chat
@@ -436,27 +375,6 @@ class Transport:
         if self._connection is None or not self.online:
             raise BrokerUnreachable("not connected")
         return await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-
-    async def _renew_publisher(self) -> None:
-        """Publish on a new channel from now on. RabbitMQ 3.10 nacks every later publish
-        to a quorum queue on a channel that published to it while it had no leader (its
-        node had just died): on the test cluster the old channel was nacked 120 times
-        in 60 s, and a new channel's first publish was confirmed. A nack's other causes
-        (a queue's disk alarm, a full queue) do not mind the new channel."""
-        async with self._renewing:
-            connection, old = self._connection, self._publisher
-            if not self._publisher_nacked or connection is None or old is None:
-                return
-            try:
-                channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-                exchange = await existing_messages_exchange(channel, self.names)
-                self._publisher, self._messages_exchange = channel, exchange
-            except (AMQPError, ChannelInvalidStateError, OSError, RuntimeError) as exc:
-                raise PublishFailed(f"cannot open a new publisher channel: {exc}") from None
-            self._publisher_nacked = False
-            log.info("publishing on a new channel after the broker nacked a publish")
-            with contextlib.suppress(Exception):
-                await old.close()
 
     # --- consuming -------------------------------------------------------------------
 
@@ -493,9 +411,9 @@ class Transport:
     # --- group bindings --------------------------------------------------------------
 
     async def bind_group(self, group_id: str) -> None:
-        assert self._inbox is not None and self._messages_exchange is not None
-        await self._inbox.bind(self._messages_exchange, routing_key=group_key(group_id))
+        assert self._inbox is not None and self._publisher is not None
+        await self._inbox.bind(self._publisher.exchange, routing_key=group_key(group_id))
 
     async def unbind_group(self, group_id: str) -> None:
-        assert self._inbox is not None and self._messages_exchange is not None
-        await self._inbox.unbind(self._messages_exchange, routing_key=group_key(group_id))
+        assert self._inbox is not None and self._publisher is not None
+        await self._inbox.unbind(self._publisher.exchange, routing_key=group_key(group_id))

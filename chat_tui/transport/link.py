@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from chat_tui.transport.connection import InboxAtConnect, LinkStatus, Publishable
+from chat_tui.transport.connection import InboxAtConnect, LinkStatus
 from chat_tui.transport.consumers import DeliveryHandler
+from chat_tui.transport.publisher import Publishable
 
 
 class BrokerLink(Protocol):
